@@ -1,0 +1,56 @@
+"""``/api/v1/scores``: evaluator, API and human-feedback results."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+
+from loopwise_collector.api.deps import CurrentProject, Scoped, State
+from loopwise_collector.api.schemas import ScoreIn, ScoreList, ScoreOut
+from loopwise_collector.errors import NotFoundError
+from loopwise_collector.store import ScoreRecord
+
+router = APIRouter(prefix="/api/v1", tags=["scores"])
+
+
+@router.post(
+    "/scores",
+    status_code=201,
+    response_model=ScoreOut,
+    summary="Record a score (human feedback: source='human')",
+    responses={404: {"description": "No such trace in this project"}},
+)
+async def create_score(body: ScoreIn, state: State, project: CurrentProject, store: Scoped) -> ScoreOut:
+    trace_id = body.trace_id.lower()
+    if not await run_in_threadpool(store.trace_exists, trace_id):
+        raise NotFoundError(f"trace {trace_id!r} not found; scores attach to traces already ingested")
+    now = time.time_ns()
+    record = ScoreRecord(
+        project_id=project.project_id, score_id=body.id or uuid.uuid4().hex, trace_id=trace_id,
+        name=body.name, source=body.source, span_id=(body.span_id or "").lower(), value=body.value,
+        label=body.label, explanation=body.comment, evaluator_version=body.evaluator_version,
+        metadata=body.metadata, created_at_ns=now, version=now,
+    )  # fmt: skip
+    await state.ingest.add_scores([record])
+    return ScoreOut.of(record)
+
+
+@router.get("/scores", response_model=ScoreList, summary="List scores, newest first")
+async def list_scores(
+    store: Scoped,
+    trace_id: Annotated[str | None, Query(pattern=r"^[0-9a-fA-F]{32}$")] = None,
+    name: Annotated[str | None, Query(max_length=200)] = None,
+    source: Literal["human", "api", "evaluator"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> ScoreList:
+    rows = await run_in_threadpool(
+        lambda: store.list_scores(
+            trace_id=trace_id.lower() if trace_id else None, name=name, source=source, limit=limit, offset=offset
+        )
+    )
+    return ScoreList(data=[ScoreOut.of(r) for r in rows])

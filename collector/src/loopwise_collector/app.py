@@ -1,0 +1,111 @@
+"""``create_app(settings)``: the collector as a FastAPI app, with no import-time state."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from loopwise_collector.api import health, otlp, prices, scores, summary, traces
+from loopwise_collector.api.deps import AppState
+from loopwise_collector.api.errors import install_error_handlers
+from loopwise_collector.auth import KeyResolver, validate_project_id
+from loopwise_collector.errors import StoreUnavailableError
+from loopwise_collector.ingest.service import IngestService
+from loopwise_collector.ingest.spool import Spool
+from loopwise_collector.ingest.writer import BatchWriter
+from loopwise_collector.observability import CollectorMetrics
+from loopwise_collector.pricing import PriceTable
+from loopwise_collector.settings import Settings
+from loopwise_collector.store import ClickHouseStore
+
+log = logging.getLogger("loopwise.collector")
+
+
+def open_store(settings: Settings) -> ClickHouseStore:
+    """Connect and migrate, retrying for ``store_connect_timeout_s`` while ClickHouse starts."""
+    store = ClickHouseStore(settings.store_dsn(), cluster=settings.cluster)
+    deadline = time.monotonic() + settings.store_connect_timeout_s
+    delay = 0.25
+    while True:
+        try:
+            store.open()
+            return store
+        except StoreUnavailableError as exc:
+            if time.monotonic() >= deadline:
+                raise StoreUnavailableError(
+                    f"cannot reach the store at {store.target.redacted} after "
+                    f"{settings.store_connect_timeout_s:.0f}s: {exc.message}"
+                ) from exc
+            log.warning("store at %s not reachable yet (%s); retrying", store.target.redacted, exc.message)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def build_state(settings: Settings) -> AppState:
+    """Open the store, seed projects and start the writer: everything a running collector holds."""
+    seeds = [(validate_project_id(name), key) for name, key in settings.seed_projects()]
+    store = open_store(settings)
+    keys = KeyResolver(store)
+    for name, key in seeds:
+        project = store.ensure_project(name, name, settings.default_retention_days)
+        if store.project_for_key(key) is None:
+            store.add_api_key(name, key, label="seeded")
+        keys.pin(key, project)
+    metrics = CollectorMetrics()
+    spool = Spool(settings.spool_path(), max_bytes=settings.ingest.spool_max_bytes)
+    writer = BatchWriter(
+        store, spool, metrics, batch_rows=settings.ingest.batch_rows, max_delay=settings.ingest.max_delay_ms / 1000
+    )
+    table = PriceTable.from_file(settings.prices_file) if settings.prices_file else PriceTable.bundled()
+    ingest = IngestService(store, writer, table, metrics)
+    writer.start()
+    return AppState(settings=settings, store=store, writer=writer, ingest=ingest, keys=keys, metrics=metrics)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the collector app; the store opens when the app starts (its lifespan), not here.
+
+    Example:
+        >>> app = create_app(Settings(data_dir="/tmp/lw-doc"))
+        >>> app.title
+        'Loopwise collector'
+    """
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = await run_in_threadpool(build_state, settings)
+        app.state.loopwise = state
+        log.info("collector ready on store %s", state.store.target.redacted)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(state.writer.stop)
+            state.store.close()
+
+    app = FastAPI(
+        title="Loopwise collector",
+        version="0.1.0",
+        summary="OTLP ingest, ClickHouse storage and the query API.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (health, otlp, traces, scores, summary, prices):
+        app.include_router(module.router)
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        state = getattr(request.app.state, "loopwise", None)
+        if state is not None:
+            state.metrics.requests.labels(path, str(response.status_code)).inc()
+        return response
+
+    return app

@@ -1,0 +1,2 @@
+"""loopwise_dashboard."""
+__all__: list[str] = []

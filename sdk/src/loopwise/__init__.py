@@ -1,0 +1,2 @@
+"""Loopwise SDK."""
+__all__: list[str] = []

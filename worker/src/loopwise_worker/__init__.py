@@ -1,0 +1,2 @@
+"""loopwise_worker."""
+__all__: list[str] = []

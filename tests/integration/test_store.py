@@ -175,7 +175,8 @@ def test_scores_replace_by_id_and_average_per_trace(store: ClickHouseStore) -> N
     store.insert_scores([
         ScoreRecord("demo", "h1", t, "thumbs", "human", value=0.0, created_at_ns=1_000_000, version=1),
         ScoreRecord("demo", "h1", t, "thumbs", "human", value=1.0, created_at_ns=1_000_000, version=2),
-        ScoreRecord("demo", "h2", t, "thumbs", "human", value=0.0, explanation="meh", created_at_ns=2_000_000, version=1),
+        ScoreRecord("demo", "h2", t, "thumbs", "human", value=0.0, explanation="meh",
+                    created_at_ns=2_000_000, version=1),
         ScoreRecord("demo", "e1", t, "bleu", "evaluator", value=0.4, evaluator_version="1", created_at_ns=3_000_000),
     ])  # fmt: skip
     p = store.project("demo")

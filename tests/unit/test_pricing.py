@@ -48,9 +48,7 @@ def span(**overrides: Any) -> SpanRecord:
 
 def price(pattern: str, inp: float, out: float, cached: float | None = None, **kw: Any) -> ModelPrice:
     kw.setdefault("effective_from", date(2024, 1, 1))
-    return ModelPrice(
-        pattern, input_per_million=inp, output_per_million=out, cached_input_per_million=cached, **kw
-    )
+    return ModelPrice(pattern, input_per_million=inp, output_per_million=out, cached_input_per_million=cached, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -468,9 +466,7 @@ def test_apply_prices_fills_cost_and_source(bundled: PriceTable) -> None:
 
 
 def test_apply_prices_leaves_client_cost_alone(bundled: PriceTable) -> None:
-    client = span(
-        request_model="gpt-4o", input_tokens=100, output_tokens=10, cost_usd=0.123, cost_source="client"
-    )
+    client = span(request_model="gpt-4o", input_tokens=100, output_tokens=10, cost_usd=0.123, cost_source="client")
     [out] = apply_prices([client], bundled)
     assert out is client
 
@@ -524,8 +520,7 @@ def test_apply_prices_keeps_order_and_mixes_outcomes(bundled: PriceTable) -> Non
     batch = [
         span(span_id=f"{i:016x}", request_model=model, input_tokens=tokens, output_tokens=tokens)
         for i, (model, tokens) in enumerate(
-            [("gpt-4o", 1_000), ("mystery", 1_000), ("claude-3-5-haiku-20241022", 1_000), ("gpt-4o", None)]
-            * 50
+            [("gpt-4o", 1_000), ("mystery", 1_000), ("claude-3-5-haiku-20241022", 1_000), ("gpt-4o", None)] * 50
         )
     ]
     out = apply_prices(batch, bundled)

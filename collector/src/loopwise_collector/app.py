@@ -59,7 +59,11 @@ def build_state(settings: Settings) -> AppState:
     metrics = CollectorMetrics()
     spool = Spool(settings.spool_path(), max_bytes=settings.ingest.spool_max_bytes)
     writer = BatchWriter(
-        store, spool, metrics, batch_rows=settings.ingest.batch_rows, max_delay=settings.ingest.max_delay_ms / 1000
+        store,
+        spool,
+        metrics,
+        batch_rows=settings.ingest.batch_rows,
+        max_delay=settings.ingest.max_delay_ms / 1000,
     )
     table = PriceTable.from_file(settings.prices_file) if settings.prices_file else PriceTable.bundled()
     ingest = IngestService(store, writer, table, metrics)

@@ -1,2 +1,3 @@
 """Loopwise SDK."""
+
 __all__: list[str] = []

@@ -25,6 +25,10 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
 def _describe(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
+        if err.get("type") == "json_invalid":  # loc is ("body", <character offset>)
+            reason = (err.get("ctx") or {}).get("error") or err.get("msg", "invalid JSON")
+            parts.append(f"at character {err.get('loc', ('', '?'))[-1]}: {reason}")
+            continue
         where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "body", "path"))
         parts.append(f"{where or 'request'}: {err.get('msg', 'invalid')}")
     return "; ".join(parts) or "invalid request"
@@ -47,9 +51,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "invalid_query", _describe(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail))
+        message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":  # Starlette's own: no route matched
+            message = f"no route {request.method} {request.url.path}; the API is listed at /openapi.json"
+        elif exc.status_code == 405 and message == "Method Not Allowed":
+            message = f"method {request.method} is not allowed on {request.url.path}"
+        return error_response(exc.status_code, code, message)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

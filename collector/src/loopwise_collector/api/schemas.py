@@ -108,7 +108,7 @@ class SpanOut(BaseModel):
             span_id=s.span_id, parent_span_id=s.parent_span_id or None, trace_id=s.trace_id, name=s.name,
             kind=s.kind, start_time=ns_to_datetime(s.start_time_ns), end_time=ns_to_datetime(s.end_time_ns),
             start_time_unix_nano=s.start_time_ns, end_time_unix_nano=s.end_time_ns, duration_ms=s.duration_ms,
-            status=s.status_code, status_message=s.status_message,  # type: ignore[arg-type]
+            status=s.status_code, status_message=s.status_message,
             service_name=s.service_name, span_type=s.span_type, operation=s.operation, model=s.model,
             request_model=s.request_model, response_model=s.response_model, provider=s.provider, input=s.input,
             output=s.output, system_instructions=s.system_instructions, input_tokens=s.input_tokens,
@@ -217,4 +217,4 @@ class PriceList(BaseModel):
 class ExportResult(BaseModel):
     """Answer to a JSON OTLP export (empty partial success means all spans were accepted)."""
 
-    partialSuccess: dict[str, Any] = Field(default_factory=dict)  # noqa: N815 - OTLP/JSON field name
+    partialSuccess: dict[str, Any] = Field(default_factory=dict)

@@ -50,7 +50,11 @@ async def list_scores(
 ) -> ScoreList:
     rows = await run_in_threadpool(
         lambda: store.list_scores(
-            trace_id=trace_id.lower() if trace_id else None, name=name, source=source, limit=limit, offset=offset
+            trace_id=trace_id.lower() if trace_id else None,
+            name=name,
+            source=source,
+            limit=limit,
+            offset=offset,
         )
     )
     return ScoreList(data=[ScoreOut.of(r) for r in rows])

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
 
-from loopwise_collector.api.schemas import SpanOut, TraceDetail, TraceList, TraceOut
 from loopwise_collector.api.deps import Scoped
+from loopwise_collector.api.schemas import SpanOut, TraceDetail, TraceList, TraceOut
 from loopwise_collector.errors import InvalidQueryError
 from loopwise_collector.store import TraceCursor, TraceFilter
 
@@ -64,7 +64,9 @@ async def list_traces(
 async def get_trace(store: Scoped, trace_id: TraceId) -> TraceDetail:
     trace_id = trace_id.lower()
     spans = await run_in_threadpool(store.get_trace, trace_id)
-    return TraceDetail(trace_id=trace_id, spans=[SpanOut.of(s, _json_list(s.events), _json_list(s.links)) for s in spans])
+    return TraceDetail(
+        trace_id=trace_id, spans=[SpanOut.of(s, _json_list(s.events), _json_list(s.links)) for s in spans]
+    )
 
 
 def _json_list(text: str) -> list[dict[str, Any]]:

@@ -43,9 +43,7 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     if encoding == "identity":
         return body
     if encoding not in ("gzip", "deflate"):
-        raise UnsupportedMediaTypeError(
-            f"Content-Encoding {encoding!r} is not supported: use gzip or identity"
-        )
+        raise UnsupportedMediaTypeError(f"Content-Encoding {encoding!r} is not supported: use gzip or identity")
     inflater = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
     try:
         out = inflater.decompress(body, limit + 1)
@@ -53,6 +51,10 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
         raise InvalidPayloadError(f"body is not valid {encoding}: {exc}") from exc
     if len(out) > limit or inflater.unconsumed_tail:
         raise PayloadTooLargeError(f"decompressed body exceeds the {limit}-byte limit")
+    if not inflater.eof:
+        # zlib returns what it could inflate from a cut-off stream; decoding that prefix would
+        # store part of a request that the client will retry whole.
+        raise InvalidPayloadError(f"body is not valid {encoding}: the compressed stream is truncated")
     return out
 
 

@@ -172,9 +172,7 @@ class BatchWriter:
         except OSError as exc:
             log.error("cannot write the spool at %s: %s", self.spool.directory, exc)
             for p in items:
-                p.future.set_exception(
-                    StoreUnavailableError(f"ClickHouse and the spool are both unavailable: {exc}")
-                )
+                p.future.set_exception(StoreUnavailableError(f"ClickHouse and the spool are both unavailable: {exc}"))
             return
         for p in items:
             p.future.set_result(None)
@@ -204,10 +202,7 @@ class BatchWriter:
                 return
             if not self._degraded:
                 continue
-            if self._drain():
-                delay = self.retry_initial
-            else:
-                delay = min(delay * 2, self.retry_max)
+            delay = self.retry_initial if self._drain() else min(delay * 2, self.retry_max)
             if self._stopping:
                 return
 

@@ -160,9 +160,7 @@ def normalize_model(model: str) -> str:
 
 
 def _is_price(value: object) -> TypeGuard[float]:
-    return (
-        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
-    )
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
 
 
 def _price_field(entry: Mapping[str, Any], key: str, where: str) -> float:
@@ -213,9 +211,7 @@ class ModelPrice:
         if not isinstance(self.pattern, str) or not self.pattern.strip():
             raise PriceTableError(f"{what}: pattern must be a non-empty string")
         if self.match not in MATCH_MODES:
-            raise PriceTableError(
-                f"{what}: match must be one of {', '.join(MATCH_MODES)}, got {self.match!r}"
-            )
+            raise PriceTableError(f"{what}: match must be one of {', '.join(MATCH_MODES)}, got {self.match!r}")
         if not isinstance(self.provider, str):
             raise PriceTableError(f"{what}: provider must be a string")
         # datetime is a date subclass, but comparing one with a date raises TypeError at lookup.
@@ -344,9 +340,7 @@ class ModelPrice:
             ) from None
         input_price = _price_field(entry, "input", where)
         output_price = _price_field(entry, "output", where)
-        cached_price = (
-            None if entry.get("cached_input") is None else _price_field(entry, "cached_input", where)
-        )
+        cached_price = None if entry.get("cached_input") is None else _price_field(entry, "cached_input", where)
         match = entry.get("match", "versioned")
         provider = entry.get("provider", "")
         if not isinstance(provider, str):
@@ -518,17 +512,13 @@ class PriceTable:
         if not isinstance(version, str) or not version.strip():
             raise PriceTableError(f"{source}: 'version' must be a non-empty string, got {version!r}")
         if data.get("currency", _CURRENCY) != _CURRENCY:
-            raise PriceTableError(
-                f"{source}: only currency {_CURRENCY!r} is supported, got {data['currency']!r}"
-            )
+            raise PriceTableError(f"{source}: only currency {_CURRENCY!r} is supported, got {data['currency']!r}")
         if data.get("unit", _UNIT) != _UNIT:
             raise PriceTableError(f"{source}: only unit {_UNIT!r} is supported, got {data['unit']!r}")
         models = data.get("models")
         if not isinstance(models, list):
             raise PriceTableError(f"{source}: 'models' must be a list of entries")
-        prices = tuple(
-            ModelPrice.from_dict(entry, source=f"{source}: models[{i}]") for i, entry in enumerate(models)
-        )
+        prices = tuple(ModelPrice.from_dict(entry, source=f"{source}: models[{i}]") for i, entry in enumerate(models))
         try:
             return cls(version=version, prices=prices)
         except PriceTableError as exc:
@@ -660,9 +650,7 @@ class PriceTable:
 @cache
 def _bundled() -> PriceTable:
     text = resources.files(__package__ or "loopwise_collector.pricing").joinpath("prices.json")
-    return PriceTable._from_json(
-        text.read_text(encoding="utf-8"), source="loopwise_collector/pricing/prices.json"
-    )
+    return PriceTable._from_json(text.read_text(encoding="utf-8"), source="loopwise_collector/pricing/prices.json")
 
 
 def apply_prices(records: Iterable[SpanRecord], table: PriceTable) -> list[SpanRecord]:
@@ -689,11 +677,7 @@ def apply_prices(records: Iterable[SpanRecord], table: PriceTable) -> list[SpanR
         if (
             record.cost_source
             or record.cost_usd is not None
-            or (
-                record.input_tokens is None
-                and record.output_tokens is None
-                and record.cache_read_input_tokens is None
-            )
+            or (record.input_tokens is None and record.output_tokens is None and record.cache_read_input_tokens is None)
         ):
             append(record)
             continue

@@ -59,7 +59,9 @@ class StoreTarget:
             client_dsn = urlunsplit((scheme, parts.netloc, "/", urlencode(query), ""))
             backend = "http"
         else:
-            raise ValueError(f"unsupported store DSN scheme {parts.scheme!r}: use chdb:///dir or http(s)://host:port/db")
+            raise ValueError(
+                f"unsupported store DSN scheme {parts.scheme!r}: use chdb:///dir or http(s)://host:port/db"
+            )
         if not _IDENTIFIER.match(database):
             raise ValueError(f"database name {database!r} must match {_IDENTIFIER.pattern}")
         return cls(dsn=dsn, backend=backend, database=database, client_dsn=client_dsn)
@@ -81,10 +83,22 @@ class StoreTarget:
 
 def connect(target: StoreTarget) -> Client:
     """Open a clickhouse-connect client for ``target``, translating failures."""
-    with translate_errors():
-        if target.backend == "chdb":
-            Path(urlsplit(target.client_dsn).path).mkdir(parents=True, exist_ok=True)
+    if target.backend == "chdb":
+        directory = Path(urlsplit(target.client_dsn).path)
+        directory.mkdir(parents=True, exist_ok=True)
+        try:
             return clickhouse_connect.get_client(dsn=target.client_dsn)
+        except ClickHouseError as exc:
+            # chDB reports a held lock only as "Error initializing EmbeddedServer" (the cause goes to
+            # stderr), so say what it almost always means and what to do about it.
+            if "EmbeddedServer" in str(exc) or "Cannot lock file" in str(exc):
+                raise StoreError(
+                    f"the embedded store at {directory} is already in use by another process: chDB allows one "
+                    "process per data directory. Stop the other collector, or give this one its own "
+                    "LOOPWISE_DATA_DIR; other tools reach the data through the collector's HTTP API."
+                ) from exc
+            raise StoreError(f"cannot open the embedded store at {directory}: {_first_line(exc)}") from exc
+    with translate_errors():
         # A shared session id would serialise concurrent queries ("session is locked"), and the
         # store never needs session state: every statement names its database.
         return clickhouse_connect.get_client(

@@ -8,6 +8,7 @@ on the route remembering to add a ``WHERE``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -137,10 +138,8 @@ class ClickHouseStore:
             self._readers = threading.local()
         self._writer = None
         for client in clients:
-            try:
+            with contextlib.suppress(Exception):  # best effort: the engine may already be gone
                 client.close()
-            except Exception:  # noqa: S110 - closing is best effort; the engine may already be gone
-                pass
 
     def ping(self) -> bool:
         """Whether ClickHouse answers a trivial query right now."""
@@ -161,7 +160,7 @@ class ClickHouseStore:
                 self._reader_clients.append(client)
         return client
 
-    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> Sequence[Sequence[Any]]:
         """Run a read; ``{db}`` in ``sql`` becomes the quoted database. Values go only in parameters."""
         with translate_errors():
             try:
@@ -187,7 +186,9 @@ class ClickHouseStore:
         """Insert scores; a score with the same id replaces the older copy."""
         if records:
             self._insert(
-                "scores", [[get(r) for r in records] for _, get in _SCORE_COLUMNS], [n for n, _ in _SCORE_COLUMNS]
+                "scores",
+                [[get(r) for r in records] for _, get in _SCORE_COLUMNS],
+                [n for n, _ in _SCORE_COLUMNS],
             )
 
     # --- projects and keys --------------------------------------------------------------------
@@ -237,7 +238,8 @@ class ClickHouseStore:
     def revoke_api_key(self, key: str) -> None:
         """Revoke a key: later lookups fail."""
         rows = self.query(
-            "SELECT project_id, label FROM {db}.api_keys FINAL WHERE key_hash = {h:String}", {"h": hash_api_key(key)}
+            "SELECT project_id, label FROM {db}.api_keys FINAL WHERE key_hash = {h:String}",
+            {"h": hash_api_key(key)},
         )
         if rows:
             now = time.time_ns()

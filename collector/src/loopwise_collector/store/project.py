@@ -11,6 +11,7 @@ window grows.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +62,7 @@ class ProjectStore:
         self._store = store
         self.project_id = project_id
 
-    def _query(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    def _query(self, sql: str, params: dict[str, Any] | None = None) -> Sequence[Sequence[Any]]:
         return self._store.query(sql, {"project": self.project_id, **(params or {})})
 
     # --- traces -------------------------------------------------------------------------------
@@ -106,7 +107,7 @@ class ProjectStore:
         # Step 1: candidate trace ids. Duplicated (re-sent) spans cannot change a min or a set of ids,
         # so this step skips FINAL.
         candidates = self._query(
-            "SELECT trace_id, toUnixTimestamp64Nano(min(start_time)) AS ts FROM {db}.spans "
+            "SELECT trace_id, toUnixTimestamp64Nano(min(start_time)) AS ts FROM {db}.spans "  # noqa: S608 - fixed SQL fragments; every value is a bound parameter
             "WHERE project_id = {project:String} "
             "AND start_time >= fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
             "AND start_time <= fromUnixTimestamp64Nano({hi:Int64}, 'UTC') "
@@ -205,23 +206,35 @@ class ProjectStore:
         """Scores, newest first, optionally for one trace, name or source."""
         if not 1 <= limit <= 1000:
             raise InvalidQueryError("limit must be between 1 and 1000")
-        where, params = ["project_id = {project:String}"], {"lim": limit, "off": offset}
+        where = ["project_id = {project:String}"]
+        params: dict[str, Any] = {"lim": limit, "off": offset}
         for col, value in (("trace_id", trace_id), ("name", name), ("source", source)):
             if value is not None:
                 where.append(f"{col} = {{{col}:String}}")
                 params[col] = value
         rows = self._query(
-            "SELECT project_id, score_id, trace_id, name, source, span_id, value, label, explanation, "
+            "SELECT project_id, score_id, trace_id, name, source, span_id, value, label, explanation, "  # noqa: S608 - fixed SQL fragments; every value is a bound parameter
             "evaluator_version, metadata, toUnixTimestamp64Nano(created_at), version FROM {db}.scores FINAL "
-            f"WHERE {' AND '.join(where)} ORDER BY created_at DESC, score_id LIMIT {{lim:UInt32}} OFFSET {{off:UInt32}}",
+            f"WHERE {' AND '.join(where)} ORDER BY created_at DESC, score_id "
+            "LIMIT {lim:UInt32} OFFSET {off:UInt32}",
             params,
         )
         return [
             ScoreRecord(
-                project_id=r[0], score_id=r[1], trace_id=r[2], name=r[3], source=r[4], span_id=r[5], value=r[6],
-                label=r[7], explanation=r[8], evaluator_version=r[9], metadata=dict(r[10]),
-                created_at_ns=int(r[11]), version=int(r[12]),
-            )  # fmt: skip
+                project_id=r[0],
+                score_id=r[1],
+                trace_id=r[2],
+                name=r[3],
+                source=r[4],
+                span_id=r[5],
+                value=r[6],
+                label=r[7],
+                explanation=r[8],
+                evaluator_version=r[9],
+                metadata=dict(r[10]),
+                created_at_ns=int(r[11]),
+                version=int(r[12]),
+            )
             for r in rows
         ]
 
@@ -234,7 +247,7 @@ class ProjectStore:
             raise InvalidQueryError(f"group_by must be one of {sorted(GROUP_BY_EXPRESSIONS)}")
         group_expr = GROUP_BY_EXPRESSIONS[group_by] if group_by else "''"
         rows = self._query(
-            f"SELECT {group_expr} AS g, count(), uniqExact(trace_id), countIf(has_error), "
+            f"SELECT {group_expr} AS g, count(), uniqExact(trace_id), countIf(has_error), "  # noqa: S608 - fixed SQL fragments; every value is a bound parameter
             "quantilesExactInclusive(0.5, 0.95, 0.99)(duration_ms), sum(ifNull(input_tokens, 0)), "
             "sum(ifNull(output_tokens, 0)), sumOrNull(cost_usd), countIf(cost_source = 'unpriced') "
             "FROM {db}.spans FINAL WHERE project_id = {project:String} "
@@ -245,10 +258,18 @@ class ProjectStore:
         )
         return [
             MetricsRow(
-                group=str(r[0]), span_count=int(r[1]), trace_count=int(r[2]), error_count=int(r[3]),
-                latency_p50_ms=float(r[4][0]), latency_p95_ms=float(r[4][1]), latency_p99_ms=float(r[4][2]),
-                input_tokens=int(r[5]), output_tokens=int(r[6]), cost_usd=r[7], unpriced_span_count=int(r[8]),
-            )  # fmt: skip
+                group=str(r[0]),
+                span_count=int(r[1]),
+                trace_count=int(r[2]),
+                error_count=int(r[3]),
+                latency_p50_ms=float(r[4][0]),
+                latency_p95_ms=float(r[4][1]),
+                latency_p99_ms=float(r[4][2]),
+                input_tokens=int(r[5]),
+                output_tokens=int(r[6]),
+                cost_usd=r[7],
+                unpriced_span_count=int(r[8]),
+            )
             for r in rows
         ]
 
@@ -261,8 +282,13 @@ class ProjectStore:
             "ORDER BY pattern, effective_from"
         )
         return [
-            {"pattern": r[0], "effective_from": r[1], "input_per_million": r[2], "output_per_million": r[3],
-             "cached_input_per_million": r[4]}  # fmt: skip
+            {
+                "pattern": r[0],
+                "effective_from": r[1],
+                "input_per_million": r[2],
+                "output_per_million": r[3],
+                "cached_input_per_million": r[4],
+            }
             for r in rows
         ]
 
@@ -272,21 +298,67 @@ class ProjectStore:
         """Add or replace this project's price for ``pattern`` from ``effective_from``."""
         self._store._insert(
             "model_prices",
-            [[self.project_id], [pattern], [effective_from], [input_pm], [output_pm], [cached_pm], [False],
-             [time.time_ns()]],  # fmt: skip
-            ["project_id", "pattern", "effective_from", "input_per_million", "output_per_million",
-             "cached_input_per_million", "deleted", "version"],  # fmt: skip
+            [
+                [self.project_id],
+                [pattern],
+                [effective_from],
+                [input_pm],
+                [output_pm],
+                [cached_pm],
+                [False],
+                [time.time_ns()],
+            ],
+            [
+                "project_id",
+                "pattern",
+                "effective_from",
+                "input_per_million",
+                "output_per_million",
+                "cached_input_per_million",
+                "deleted",
+                "version",
+            ],
         )
 
 
-def _span_from_row(r: tuple[Any, ...]) -> SpanRecord:
+def _span_from_row(r: Sequence[Any]) -> SpanRecord:
     return SpanRecord(
-        project_id=r[0], trace_id=r[1], span_id=r[2], name=r[3], start_time_ns=int(r[4]), end_time_ns=int(r[5]),
-        parent_span_id=r[6], kind=r[7], status_code=r[8], status_message=r[9], service_name=r[10],
-        scope_name=r[11], span_type=r[12], operation=r[13], provider=r[14], request_model=r[15],
-        response_model=r[16], input_tokens=r[17], output_tokens=r[18], cache_read_input_tokens=r[19],
-        reasoning_output_tokens=r[20], cost_usd=r[21], cost_source=r[22], input=r[23], output=r[24],
-        system_instructions=r[25], user_id=r[26], session_id=r[27], tags=tuple(r[28]), variant=r[29],
-        prompt_name=r[30], prompt_version=r[31], attributes=dict(r[32]), resource_attributes=dict(r[33]),
-        events=r[34], links=r[35], retention_days=int(r[36]), version=int(r[37]),
-    )  # fmt: skip
+        project_id=r[0],
+        trace_id=r[1],
+        span_id=r[2],
+        name=r[3],
+        start_time_ns=int(r[4]),
+        end_time_ns=int(r[5]),
+        parent_span_id=r[6],
+        kind=r[7],
+        status_code=r[8],
+        status_message=r[9],
+        service_name=r[10],
+        scope_name=r[11],
+        span_type=r[12],
+        operation=r[13],
+        provider=r[14],
+        request_model=r[15],
+        response_model=r[16],
+        input_tokens=r[17],
+        output_tokens=r[18],
+        cache_read_input_tokens=r[19],
+        reasoning_output_tokens=r[20],
+        cost_usd=r[21],
+        cost_source=r[22],
+        input=r[23],
+        output=r[24],
+        system_instructions=r[25],
+        user_id=r[26],
+        session_id=r[27],
+        tags=tuple(r[28]),
+        variant=r[29],
+        prompt_name=r[30],
+        prompt_version=r[31],
+        attributes=dict(r[32]),
+        resource_attributes=dict(r[33]),
+        events=r[34],
+        links=r[35],
+        retention_days=int(r[36]),
+        version=int(r[37]),
+    )

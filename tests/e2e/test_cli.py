@@ -1,0 +1,68 @@
+"""``loopwise up`` (what ``make run`` starts) prints a URL and a key that work."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.clickhouse_http import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def test_up_prints_a_working_url_and_key(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "LOOPWISE_DATA_DIR": str(tmp_path), "LOOPWISE_PORT": str(port)}
+    proc = subprocess.Popen([sys.executable, "-m", "loopwise_collector.cli", "up"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.stdout is not None:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if "Stop with Ctrl-C" in line or proc.poll() is not None:
+                break
+        out = "".join(lines)
+        url = re.search(r"Collector\s+(http://\S+)", out).group(1)
+        key = re.search(r"API key\s+(\S+)", out).group(1)
+        assert url == f"http://127.0.0.1:{port}"
+        resp = httpx.get(f"{url}/api/v1/traces", headers={"Authorization": f"Bearer {key}"})
+        assert resp.status_code == 200 and resp.json() == {"data": [], "next_cursor": None}
+        assert httpx.get(f"{url}/api/v1/traces", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+    assert key not in (tmp_path / "credentials.json").read_text().replace(key, "", 1)  # stored once, not logged twice
+
+
+def test_collector_refuses_a_second_process_on_the_same_data_dir(tmp_path: Path) -> None:
+    port1, port2 = free_port(), free_port()
+    env = {**os.environ, "LOOPWISE_DATA_DIR": str(tmp_path)}
+    first = subprocess.Popen([sys.executable, "-m", "loopwise_collector.cli", "collector", "--port", str(port1)],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port1}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        second = subprocess.run(
+            [sys.executable, "-m", "loopwise_collector.cli", "collector", "--port", str(port2)],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert second.returncode != 0
+        assert "already in use by another process" in second.stdout + second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(30)

@@ -1,0 +1,53 @@
+"""Public API is pinned, and the SDK stays light to import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import loopwise_collector
+import loopwise_collector.store
+
+pytestmark = pytest.mark.unit
+
+
+def test_collector_public_api() -> None:
+    assert sorted(loopwise_collector.__all__) == [
+        "AuthenticationError", "ClickHouseStore", "IngestSettings", "InvalidPayloadError", "InvalidQueryError",
+        "LoopwiseError", "NotFoundError", "PayloadTooLargeError", "Settings", "SpoolFullError", "StoreError",
+        "StoreUnavailableError", "UnsupportedMediaTypeError", "create_app",
+    ]  # fmt: skip
+    for name in loopwise_collector.__all__:
+        assert getattr(loopwise_collector, name).__doc__, f"{name} needs a docstring"
+
+
+def test_store_public_api() -> None:
+    for name in loopwise_collector.store.__all__:
+        assert hasattr(loopwise_collector.store, name)
+
+
+def test_sdk_import_is_light() -> None:
+    code = (
+        "import sys, loopwise, loopwise.semconv; heavy = {'httpx', 'requests', 'google.protobuf', 'pydantic', "
+        "'numpy', 'torch', 'clickhouse_connect'}; print(sorted(heavy & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_collector_never_spells_attribute_keys() -> None:
+    import pathlib
+
+    from loopwise import semconv
+
+    keys = {v for k, v in vars(semconv).items() if k.isupper() and isinstance(v, str) and "." in v}
+    src = pathlib.Path(loopwise_collector.__file__).parent
+    offenders = [
+        (path.name, key)
+        for path in src.rglob("*.py")
+        for key in keys
+        if f'"{key}"' in (text := path.read_text()) or f"'{key}'" in text
+    ]
+    assert offenders == []

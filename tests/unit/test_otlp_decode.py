@@ -829,3 +829,31 @@ def test_decode_speed_sanity() -> None:
     print(f"\ndecode_protobuf: {pb_us:.1f} µs/span, decode_json: {json_us:.1f} µs/span (512-span request)")
     assert pb_us < 200
     assert json_us < 1000
+
+
+def test_decoders_price_spans_without_a_client_cost() -> None:
+    from loopwise_collector.pricing import PriceTable
+
+    def build(tracer: Tracer) -> None:
+        for name, model, extra in (
+            ("priced", "gpt-4o-mini", {}),
+            ("client", "gpt-4o-mini", {sc.LOOPWISE_COST_USD: 0.5}),
+            ("unknown", "house-model-7", {}),
+        ):
+            with tracer.start_as_current_span(name) as span:
+                span.set_attribute(sc.GEN_AI_REQUEST_MODEL, model)
+                span.set_attribute(sc.GEN_AI_USAGE_INPUT_TOKENS, 1_000_000)
+                span.set_attribute(sc.GEN_AI_USAGE_OUTPUT_TOKENS, 0)
+                for key, value in extra.items():
+                    span.set_attribute(key, value)
+        with tracer.start_as_current_span("no-tokens"):
+            pass
+
+    spans = record_spans(build)
+    table = PriceTable.bundled()
+    for decoder, body in ((decode_protobuf, pb_body(spans)), (decode_json, json_body(spans))):
+        got = by_name(decoder(body, project_id="p", retention_days=30, version=1, prices=table))
+        assert (got["priced"].cost_usd, got["priced"].cost_source) == (pytest.approx(0.15), table.source)
+        assert (got["client"].cost_usd, got["client"].cost_source) == (0.5, "client")
+        assert (got["unknown"].cost_usd, got["unknown"].cost_source) == (None, "unpriced")
+        assert (got["no-tokens"].cost_usd, got["no-tokens"].cost_source) == (None, "")

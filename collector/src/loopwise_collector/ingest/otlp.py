@@ -29,7 +29,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from loopwise import semconv as sc
 from loopwise_collector.errors import InvalidPayloadError
-from loopwise_collector.ingest._attributes import map_span_attributes
+from loopwise_collector.ingest._attributes import SpanColumns, map_span_attributes
 from loopwise_collector.ingest._values import (
     Value,
     attributes_to_str,
@@ -38,6 +38,7 @@ from loopwise_collector.ingest._values import (
     pb_attributes,
     value_to_str,
 )
+from loopwise_collector.pricing import PriceTable
 from loopwise_collector.store.records import SpanRecord
 
 __all__ = ["decode_json", "decode_protobuf"]
@@ -120,7 +121,9 @@ def _pb_links(links: Iterable[Any]) -> str:
     )
 
 
-def decode_protobuf(body: bytes, *, project_id: str, retention_days: int, version: int) -> list[SpanRecord]:
+def decode_protobuf(
+    body: bytes, *, project_id: str, retention_days: int, version: int, prices: PriceTable | None = None
+) -> list[SpanRecord]:
     """Decode an ``application/x-protobuf`` OTLP ``ExportTraceServiceRequest`` into span rows.
 
     Raises :class:`InvalidPayloadError` for bytes that do not parse and for a span with bad ids
@@ -163,6 +166,9 @@ def decode_protobuf(body: bytes, *, project_id: str, retention_days: int, versio
                     start, end = span.start_time_unix_nano, span.end_time_unix_nano
                     if (start | end) >> 63:
                         raise ValueError(_TIME_RANGE)
+                    cols = map_span_attributes(pb_attributes(span.attributes))
+                    if prices is not None:
+                        _price(cols, start, prices)
                     append(
                         SpanRecord(
                             project_id=project_id,
@@ -184,13 +190,30 @@ def decode_protobuf(body: bytes, *, project_id: str, retention_days: int, versio
                             links=_pb_links(span.links) if span.links else "",
                             retention_days=retention_days,
                             version=version,
-                            **map_span_attributes(pb_attributes(span.attributes)),
+                            **cols,
                         )
                     )
                 except ValueError as exc:
                     where = f"resource_spans[{i}].scope_spans[{j}].spans[{k}]"
                     raise InvalidPayloadError(f"invalid OTLP span at {where}: {exc}") from None
     return records
+
+
+def _price(cols: SpanColumns, start_time_ns: int, prices: PriceTable) -> None:
+    # Priced before the record is built: rebuilding a frozen 40-field record afterwards cost
+    # about as much as decoding it. A client's own cost always wins.
+    if cols.get("cost_source") or cols.get("cost_usd") is not None:
+        return
+    tokens_in, tokens_out = cols.get("input_tokens"), cols.get("output_tokens")
+    cached = cols.get("cache_read_input_tokens")
+    if tokens_in is None and tokens_out is None and cached is None:
+        return
+    model = cols.get("response_model") or cols.get("request_model") or ""
+    cost, cols["cost_source"] = prices.price_span(
+        model, cols.get("provider", ""), start_time_ns, tokens_in, tokens_out, cached
+    )
+    if cost is not None:
+        cols["cost_usd"] = cost
 
 
 # --- OTLP/JSON --------------------------------------------------------------------------------------
@@ -304,6 +327,7 @@ def _json_span(
     project_id: str,
     retention_days: int,
     version: int,
+    prices: PriceTable | None,
 ) -> SpanRecord:
     status = span.get("status") or {}
     status_code = _enum(status.get("code"), _STATUS_CODES, _STATUS_NAMES, "status.code")
@@ -318,12 +342,16 @@ def _json_span(
     name = span.get("name") or ""
     if type(name) is not str or type(status_message) is not str:
         raise ValueError("name and status.message must be strings")
+    start = _time(_field(span, "startTimeUnixNano", "start_time_unix_nano"), "startTimeUnixNano")
+    cols = map_span_attributes(json_attributes(span.get("attributes")))
+    if prices is not None:
+        _price(cols, start, prices)
     return SpanRecord(
         project_id=project_id,
         trace_id=_trace_id(_hex(_field(span, "traceId", "trace_id"), "traceId")),
         span_id=_span_id(_hex(_field(span, "spanId", "span_id"), "spanId")),
         name=name,
-        start_time_ns=_time(_field(span, "startTimeUnixNano", "start_time_unix_nano"), "startTimeUnixNano"),
+        start_time_ns=start,
         end_time_ns=_time(_field(span, "endTimeUnixNano", "end_time_unix_nano"), "endTimeUnixNano"),
         parent_span_id=_parent_span_id(_hex(_field(span, "parentSpanId", "parent_span_id"), "parentSpanId")),
         kind=_enum(span.get("kind"), _KINDS, _KIND_NAMES, "kind"),
@@ -336,11 +364,13 @@ def _json_span(
         links=_json_links(raw_links) if raw_links else "",
         retention_days=retention_days,
         version=version,
-        **map_span_attributes(json_attributes(span.get("attributes"))),
+        **cols,
     )
 
 
-def decode_json(body: bytes, *, project_id: str, retention_days: int, version: int) -> list[SpanRecord]:
+def decode_json(
+    body: bytes, *, project_id: str, retention_days: int, version: int, prices: PriceTable | None = None
+) -> list[SpanRecord]:
     """Decode an ``application/json`` OTLP ``ExportTraceServiceRequest`` into span rows.
 
     Follows the OTLP/JSON encoding: lowerCamelCase keys (snake_case accepted too), hex ids, int64
@@ -392,6 +422,7 @@ def decode_json(body: bytes, *, project_id: str, retention_days: int, version: i
                         project_id=project_id,
                         retention_days=retention_days,
                         version=version,
+                        prices=prices,
                     )
                 except _SHAPE_ERRORS as exc:
                     raise _malformed(exc, f"resourceSpans[{i}].scopeSpans[{j}].spans[{k}]") from None

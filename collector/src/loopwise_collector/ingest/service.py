@@ -12,7 +12,7 @@ from loopwise_collector.errors import InvalidPayloadError, PayloadTooLargeError,
 from loopwise_collector.ingest.otlp import decode_json, decode_protobuf
 from loopwise_collector.ingest.writer import BatchWriter
 from loopwise_collector.observability import CollectorMetrics
-from loopwise_collector.pricing import ModelPrice, PriceTable, apply_prices
+from loopwise_collector.pricing import ModelPrice, PriceTable
 from loopwise_collector.store import ClickHouseStore, Project, ScoreRecord, SpanRecord
 
 PROTOBUF_TYPES = frozenset({"application/x-protobuf", "application/protobuf"})
@@ -121,20 +121,21 @@ class IngestService:
     def decode(self, project: Project, body: bytes, content_type: str | None) -> list[SpanRecord]:
         """Decode and price one OTLP request body (CPU-bound: call it off the event loop)."""
         kind = media_type(content_type)
-        version = time.time_ns()
         if kind in PROTOBUF_TYPES:
-            records = decode_protobuf(
-                body, project_id=project.project_id, retention_days=project.retention_days, version=version
-            )
+            decode = decode_protobuf
         elif kind in JSON_TYPES:
-            records = decode_json(
-                body, project_id=project.project_id, retention_days=project.retention_days, version=version
-            )
+            decode = decode_json
         else:
             raise UnsupportedMediaTypeError(
                 f"Content-Type {kind or '(none)'!r} is not supported: use application/x-protobuf or application/json"
             )
-        return apply_prices(records, self.price_table(project.project_id))
+        return decode(
+            body,
+            project_id=project.project_id,
+            retention_days=project.retention_days,
+            version=time.time_ns(),
+            prices=self.price_table(project.project_id),
+        )
 
     async def ingest_otlp(self, project: Project, body: bytes, content_type: str | None) -> int:
         """Decode, price and durably store one request; returns the number of spans."""

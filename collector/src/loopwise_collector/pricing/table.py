@@ -599,6 +599,25 @@ class PriceTable:
             cache_read_input_tokens,
         )
 
+    def price_span(
+        self,
+        model: str,
+        provider: str,
+        start_time_ns: int,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        cache_read_input_tokens: int | None,
+    ) -> tuple[float | None, str]:
+        """:meth:`price` for a span starting at ``start_time_ns`` (UTC): the ingest hot path's form.
+
+        Example:
+            >>> PriceTable.bundled().price_span("gpt-4o-mini", "openai", 1_735_689_600 * 10**9, 10**6, 0, None)[0]
+            0.15
+        """
+        return self._price_day(
+            model, provider, start_time_ns // _NS_PER_DAY, input_tokens, output_tokens, cache_read_input_tokens
+        )
+
     def _lookup_day(self, model: str, provider: str, day: int) -> ModelPrice | None:
         key = (model, provider, day)
         hit = self._cache.get(key, _MISSING)
@@ -670,7 +689,7 @@ def apply_prices(records: Iterable[SpanRecord], table: PriceTable) -> list[SpanR
         >>> [(s.cost_usd, s.cost_source) for s in apply_prices([r], PriceTable.bundled())]
         [(0.15, 'table:2026-11-22')]
     """
-    price_day = table._price_day
+    price_span = table.price_span
     priced: list[SpanRecord] = []
     append = priced.append
     for record in records:
@@ -681,10 +700,10 @@ def apply_prices(records: Iterable[SpanRecord], table: PriceTable) -> list[SpanR
         ):
             append(record)
             continue
-        cost, source = price_day(
+        cost, source = price_span(
             record.model,
             record.provider,
-            record.start_time_ns // _NS_PER_DAY,
+            record.start_time_ns,
             record.input_tokens,
             record.output_tokens,
             record.cache_read_input_tokens,

@@ -125,15 +125,21 @@ class Connection:
         if self.session and changed.keys() - self.base.keys():
             self.base.update(self._current(changed.keys() - self.base.keys()))
         for name, value in changed.items():  # recorded one by one, so a failed SET leaves no stale state
-            self._set(name, quote(value))
+            try:
+                self._set(name, quote(value))
+            except QueryError:
+                if name not in self.settings:
+                    self.base.pop(name, None)  # `base` only covers settings this server has applied
+                raise
             self.settings[name] = value
 
     def after_set_statement(self) -> None:
-        """A SET statement changed session settings: what it overrode becomes the session's own value."""
+        """A SET statement changed session settings: a URL setting it overrode is now the session's own value,
+        so forget having applied it (a later request sending it captures the new `base`)."""
         for name, literal in self._current(self.settings).items():
             if literal != quote(self.settings[name]):
-                self.base[name] = literal
                 del self.settings[name]
+                self.base.pop(name, None)
 
 
 class Engine:

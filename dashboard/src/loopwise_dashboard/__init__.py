@@ -1,2 +1,3 @@
 """loopwise_dashboard."""
+
 __all__: list[str] = []

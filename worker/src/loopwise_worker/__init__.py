@@ -1,2 +1,3 @@
 """loopwise_worker."""
+
 __all__: list[str] = []

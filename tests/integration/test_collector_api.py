@@ -720,6 +720,19 @@ def test_price_override_applies_to_its_project_only(client: TestClient) -> None:
         assert_error(r, 422, "invalid_query", "input_per_million")
 
 
+def test_price_override_spelled_twice_is_one_override(api: TestClient) -> None:
+    model = unique("case-ft")
+    for pattern, price in ((model, 1.0), (model.upper(), 3.0)):
+        r = api.put("/api/v1/prices", json={"pattern": pattern, "input_per_million": price, "output_per_million": 0},
+                    headers=DEMO)  # fmt: skip
+        assert r.status_code == 200, r.text
+    overrides = [o for o in api.get("/api/v1/prices", headers=DEMO).json()["overrides"] if o["pattern"] == model]
+    assert [o["input_per_million"] for o in overrides] == [3.0]
+    trace_id = ingest(api, llm_trace_spans(model=model))  # ingest keeps working and uses the newer price
+    llm = api.get(f"/api/v1/traces/{trace_id}", headers=DEMO).json()["spans"][1]
+    assert llm["cost_usd"] == pytest.approx(1000 * 3.0 / 1e6)
+
+
 # --- OpenAPI and seeding ------------------------------------------------------------------------
 
 

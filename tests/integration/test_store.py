@@ -242,3 +242,22 @@ def test_data_survives_reopen(store: ClickHouseStore, store_dsn: str) -> None:
     reopened.open()
     assert len(reopened.project("demo").get_trace(spans[0].trace_id)) == 2
     reopened.close()
+
+
+def test_filters_see_spans_that_start_after_the_page_boundary(store: ClickHouseStore) -> None:
+    now = time.time_ns()
+    # Trace A starts first but its gpt-4o call starts after trace B began; B ends page 1.
+    a_root = llm_trace(start_ns=now - 10_000_000_000, model="claude")[0]
+    a_llm = replace(llm_trace(model="gpt-4o")[1], trace_id=a_root.trace_id, parent_span_id=a_root.span_id,
+                    start_time_ns=now - 1_000_000_000, end_time_ns=now - 900_000_000)  # fmt: skip
+    b = llm_trace(start_ns=now - 5_000_000_000, model="gpt-4o")
+    store.insert_spans([a_root, a_llm, *b])
+    p = store.project("demo")
+    first = p.list_traces(TraceFilter(model="gpt-4o", limit=1))
+    assert [t.trace_id for t in first.traces] == [b[0].trace_id]
+    second = p.list_traces(TraceFilter(model="gpt-4o", limit=1, cursor=TraceCursor.decode(first.next_cursor)))
+    assert [t.trace_id for t in second.traces] == [a_root.trace_id]
+    # `to` bounds the trace start: A started before it, so it matches although its model span is later.
+    assert [t.trace_id for t in p.list_traces(TraceFilter(model="gpt-4o", to_ns=now - 8_000_000_000)).traces] == [
+        a_root.trace_id
+    ]

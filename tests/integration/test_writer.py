@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import wait
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from loopwise_collector.errors import SpoolFullError
-from loopwise_collector.ingest.spool import Spool
+from loopwise_collector.ingest.spool import Spool, SpoolEntry
 from loopwise_collector.ingest.writer import BatchWriter
 from loopwise_collector.observability import CollectorMetrics
 from loopwise_collector.store import ClickHouseStore, TraceFilter
@@ -161,3 +162,21 @@ def test_full_spool_refuses_instead_of_dropping(tmp_path: Path) -> None:
         writer.stop()
         store.close()
         server.stop()
+
+
+def test_a_batch_clickhouse_keeps_refusing_is_set_aside(chdb_store: ClickHouseStore, tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", max_bytes=1 << 30)
+    bad = [replace(s, retention_days=70_000) for s in llm_trace()]  # out of UInt16 range: refused
+    good = llm_trace()
+    spool.append("spans", bad)
+    spool.append("spans", good)
+    metrics = CollectorMetrics()
+    writer = BatchWriter(chdb_store, Spool(tmp_path / "spool", max_bytes=1 << 30), metrics,
+                         retry_initial=0.01, retry_max=0.02, max_rejections=3)  # fmt: skip
+    writer.start()
+    assert wait_until(lambda: not writer.degraded, timeout=15)
+    writer.stop()
+    assert stored_span_count(chdb_store) == 2  # the good batch behind it got through
+    (kept,) = (tmp_path / "spool" / "rejected").iterdir()  # the bad one is kept for an operator
+    assert Spool(tmp_path / "x", max_bytes=1 << 20).load(SpoolEntry(kept, kept.stat().st_size))[1] == bad
+    assert metrics.registry.get_sample_value("loopwise_spool_batches_rejected_total") == 1

@@ -98,6 +98,8 @@ def by_name(records: list[SpanRecord]) -> dict[str, SpanRecord]:
 def raw_request(attributes: list[KeyValue], **span_fields: Any) -> bytes:
     """A hand-built request, for value types the SDK cannot produce (bytes, kvlists)."""
     req = ExportTraceServiceRequest()
+    span_fields.setdefault("start_time_unix_nano", 1_700_000_000_000_000_000)
+    span_fields.setdefault("end_time_unix_nano", 1_700_000_000_100_000_000)
     span = (
         req.resource_spans.add()
         .scope_spans.add()
@@ -662,10 +664,25 @@ def test_json_accepts_int64_as_numbers() -> None:
 
 def test_json_uppercase_hex_ids_are_lowercased() -> None:
     body = json.dumps(
-        {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "AB" * 16, "spanId": "CD" * 8, "name": "x"}]}]}]}
+        {
+            "resourceSpans": [
+                {
+                    "scopeSpans": [
+                        {"spans": [{"traceId": "AB" * 16, "spanId": "CD" * 8, "name": "x", "startTimeUnixNano": 1}]}
+                    ]
+                }
+            ]
+        }
     ).encode()
     [record] = decode_json(body, project_id=PROJECT, retention_days=7, version=1)
     assert (record.trace_id, record.span_id) == ("ab" * 16, "cd" * 8)
+
+
+def test_a_span_without_start_time_is_refused() -> None:
+    with pytest.raises(InvalidPayloadError, match="start_time_unix_nano is required"):
+        decode(raw_request([], start_time_unix_nano=0))
+    with pytest.raises(InvalidPayloadError, match="start_time_unix_nano is required"):
+        decode_json(_span_json(startTimeUnixNano="0"), project_id=PROJECT, retention_days=7, version=1)
 
 
 def test_empty_requests() -> None:
@@ -678,7 +695,7 @@ def test_empty_requests() -> None:
 
 
 def _span_json(**fields: Any) -> bytes:
-    span = {"traceId": "ab" * 16, "spanId": "cd" * 8, "name": "x", **fields}
+    span = {"traceId": "ab" * 16, "spanId": "cd" * 8, "name": "x", "startTimeUnixNano": "1700000000000000000", **fields}
     return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}).encode()
 
 
@@ -708,8 +725,9 @@ def test_protobuf_with_invalid_utf8_is_malformed() -> None:
 def test_bad_ids_in_protobuf(fields: dict[str, bytes], problem: str) -> None:
     req = ExportTraceServiceRequest()
     scope = req.resource_spans.add().scope_spans.add()
-    scope.spans.add(trace_id=bytes(range(1, 17)), span_id=bytes(range(1, 9)), name="fine")
-    span_fields = {"trace_id": bytes(range(1, 17)), "span_id": bytes(range(1, 9)), "name": "bad", **fields}
+    start = {"start_time_unix_nano": 1_700_000_000_000_000_000}
+    scope.spans.add(trace_id=bytes(range(1, 17)), span_id=bytes(range(1, 9)), name="fine", **start)
+    span_fields = {"trace_id": bytes(range(1, 17)), "span_id": bytes(range(1, 9)), "name": "bad", **start, **fields}
     scope.spans.add(**span_fields)
     with pytest.raises(InvalidPayloadError) as info:
         decode(req.SerializeToString())

@@ -78,7 +78,9 @@ class KeyResolver:
                     self._cache.clear()
                 self._cache[digest] = (project, now + (self._ttl if project else self._negative_ttl))
         if project is None:
-            raise AuthenticationError("invalid API key: check LOOPWISE_API_KEY or the key in your exporter headers")
+            raise AuthenticationError(
+                "invalid API key: check the key your exporter sends as 'Authorization: Bearer <api key>'"
+            )
         return project
 
     def forget(self) -> None:

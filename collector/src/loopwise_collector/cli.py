@@ -119,7 +119,11 @@ def collector(host: str | None, port: int | None, data_dir: Path | None, store: 
 @main.command()
 @common_options
 def up(host: str | None, port: int | None, data_dir: Path | None, store: str | None) -> None:
-    """Start the stack on the embedded store and print the URL and an API key."""
+    """Start the local stack and print its URL and an API key.
+
+    Today that is the collector on the embedded store; the evaluation runner, worker and dashboard
+    join as they land.
+    """
     settings = _settings(host=host, port=port, data_dir=data_dir, store=store)
     project, key = local_credentials(settings.data_dir)
     seeds = settings.init_projects.get_secret_value() if settings.init_projects else ""

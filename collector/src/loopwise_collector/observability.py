@@ -34,6 +34,9 @@ class CollectorMetrics:
         self.insert_failures = Counter("loopwise_insert_failures", "Failed ClickHouse inserts", registry=r)
         self.spooled_batches = Counter("loopwise_spool_batches_written", "Batches written to the spool", registry=r)
         self.replayed_batches = Counter("loopwise_spool_batches_replayed", "Spooled batches replayed", registry=r)
+        self.rejected_batches = Counter(
+            "loopwise_spool_batches_rejected", "Spooled batches ClickHouse kept refusing, set aside", registry=r
+        )
         self.spool_bytes = Gauge("loopwise_spool_bytes", "Bytes waiting in the spool", registry=r)
         self.spool_files = Gauge("loopwise_spool_batches", "Batches waiting in the spool", registry=r)
         self.degraded = Gauge("loopwise_store_degraded", "1 while ClickHouse is unreachable", registry=r)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from loopwise_collector.auth import KeyResolver
 from loopwise_collector.ingest.service import IngestService
@@ -35,7 +36,16 @@ def get_state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(get_state)]
 
 
-def current_project(state: State, authorization: Annotated[str | None, Header()] = None) -> Project:
+# Declared so OpenAPI shows the bearer scheme; the raw header is parsed by KeyResolver, whose
+# messages say exactly what is wrong with it.
+_bearer = HTTPBearer(auto_error=False, description="A project API key: `Authorization: Bearer <api key>`")
+
+
+def current_project(
+    state: State,
+    _scheme: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Project:
     """The project of the bearer key; 401 otherwise. Sync, so the lookup runs off the event loop."""
     return state.keys.resolve(authorization)
 

@@ -28,7 +28,7 @@ async def create_score(body: ScoreIn, state: State, project: CurrentProject, sto
     trace_id = body.trace_id.lower()
     if not await run_in_threadpool(store.trace_exists, trace_id):
         raise NotFoundError(f"trace {trace_id!r} not found; scores attach to traces already ingested")
-    now = time.time_ns()
+    now = time.time_ns() // 1_000_000 * 1_000_000  # the column keeps milliseconds; answer what GET will
     record = ScoreRecord(
         project_id=project.project_id, score_id=body.id or uuid.uuid4().hex, trace_id=trace_id,
         name=body.name, source=body.source, span_id=(body.span_id or "").lower(), value=body.value,

@@ -52,6 +52,8 @@ _STATUS_NAMES = {name: _STATUS_CODES[number] for name, number in Status.StatusCo
 _ERROR = "error"
 # The store's DateTime64(9) is an int64 of nanoseconds; past that a timestamp is garbage (year 2262+).
 _TIME_RANGE = "start/end time must be non-negative nanoseconds below 2**63"
+# A span without a start would land in 1970, already past every retention, and vanish at the next merge.
+_NO_START = "start_time_unix_nano is required"
 _ZERO_TRACE_ID = bytes(16)
 _ZERO_SPAN_ID = bytes(8)
 
@@ -166,6 +168,8 @@ def decode_protobuf(
                     start, end = span.start_time_unix_nano, span.end_time_unix_nano
                     if (start | end) >> 63:
                         raise ValueError(_TIME_RANGE)
+                    if not start:
+                        raise ValueError(_NO_START)
                     cols = map_span_attributes(pb_attributes(span.attributes))
                     if prices is not None:
                         _price(cols, start, prices)
@@ -343,6 +347,8 @@ def _json_span(
     if type(name) is not str or type(status_message) is not str:
         raise ValueError("name and status.message must be strings")
     start = _time(_field(span, "startTimeUnixNano", "start_time_unix_nano"), "startTimeUnixNano")
+    if not start:
+        raise ValueError(_NO_START)
     cols = map_span_attributes(json_attributes(span.get("attributes")))
     if prices is not None:
         _price(cols, start, prices)

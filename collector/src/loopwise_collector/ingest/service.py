@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 import zlib
 from collections.abc import AsyncIterator
+from typing import Any
 
-from loopwise_collector.errors import InvalidPayloadError, PayloadTooLargeError, UnsupportedMediaTypeError
+from loopwise_collector.errors import InvalidPayloadError, PayloadTooLargeError, StoreError, UnsupportedMediaTypeError
 from loopwise_collector.ingest.otlp import decode_json, decode_protobuf
 from loopwise_collector.ingest.writer import BatchWriter
 from loopwise_collector.observability import CollectorMetrics
 from loopwise_collector.pricing import ModelPrice, PriceTable
 from loopwise_collector.store import ClickHouseStore, Project, ScoreRecord, SpanRecord
 
+log = logging.getLogger("loopwise.ingest")
 PROTOBUF_TYPES = frozenset({"application/x-protobuf", "application/protobuf"})
 JSON_TYPES = frozenset({"application/json"})
 _PRICE_TTL_S = 60.0
@@ -89,29 +92,36 @@ class IngestService:
             return cached[0]
         try:
             overrides = self.store.project(project_id).price_overrides()
-        except Exception:
+        except StoreError:
             if cached is not None:  # an outage must not stop ingest: price with what we had
                 return cached[0]
             return self.prices
         table = self.prices
         if overrides:
-            table = self.prices.with_overrides(
-                [
-                    ModelPrice(
-                        pattern=o["pattern"],
-                        match="prefix",
-                        effective_from=o["effective_from"],
-                        input_per_million=o["input_per_million"],
-                        output_per_million=o["output_per_million"],
-                        cached_input_per_million=o["cached_input_per_million"],
-                    )
-                    for o in overrides
-                ],
-                label=project_id,
-            )
+            try:
+                table = self._with_overrides(overrides, project_id)
+            except ValueError as exc:
+                # Never let a bad override stop ingest: price from the bundled table and say why.
+                log.error("ignoring price overrides of project %r: %s", project_id, exc)
         with self._lock:
             self._project_prices[project_id] = (table, now + _PRICE_TTL_S)
         return table
+
+    def _with_overrides(self, overrides: list[dict[str, Any]], project_id: str) -> PriceTable:
+        return self.prices.with_overrides(
+            [
+                ModelPrice(
+                    pattern=o["pattern"],
+                    match="prefix",
+                    effective_from=o["effective_from"],
+                    input_per_million=o["input_per_million"],
+                    output_per_million=o["output_per_million"],
+                    cached_input_per_million=o["cached_input_per_million"],
+                )
+                for o in overrides
+            ],
+            label=project_id,
+        )
 
     def invalidate_prices(self, project_id: str) -> None:
         """Forget the cached table after the project's overrides change."""

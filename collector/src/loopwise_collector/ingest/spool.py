@@ -2,8 +2,8 @@
 
 Files are written to a temporary name, fsynced, renamed and the directory fsynced, so a crash
 leaves either a whole file or none. Names carry a monotonically increasing sequence, so replay
-follows arrival order. A file that fails its checksum is moved to ``corrupt/`` and logged, never
-silently dropped.
+follows arrival order. A file that fails its checksum is moved to ``corrupt/``, and one ClickHouse keeps rejecting to
+``rejected/``; both are logged and kept, never silently dropped.
 """
 
 from __future__ import annotations
@@ -91,6 +91,8 @@ class Spool:
             (SpoolEntry(p, p.stat().st_size) for p in directory.glob("*.batch")), key=lambda e: e.path.name
         )
         self._bytes = sum(e.size for e in self._entries)
+        if self._entries:  # keep names increasing even if the clock went back since the last run
+            self._seq = max(self._seq, int(self._entries[-1].path.name.split("-", 1)[0]))
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -131,12 +133,17 @@ class Spool:
         try:
             return _decode(entry.path.read_bytes())
         except (ValueError, TypeError, KeyError, json.JSONDecodeError) as exc:
-            quarantine = self.directory / "corrupt"
-            quarantine.mkdir(exist_ok=True)
-            os.replace(entry.path, quarantine / entry.path.name)
-            log.error("spool file %s is damaged (%s); moved to %s", entry.path.name, exc, quarantine)
-            self._forget(entry)
+            self.set_aside(entry, "corrupt", f"damaged ({exc})")
             raise ValueError(str(exc)) from exc
+
+    def set_aside(self, entry: SpoolEntry, folder: str, why: str) -> Path:
+        """Move a batch that cannot be replayed into ``folder`` (kept for an operator, never deleted)."""
+        target = self.directory / folder
+        target.mkdir(exist_ok=True)
+        os.replace(entry.path, target / entry.path.name)
+        log.error("spool file %s %s; moved to %s", entry.path.name, why, target)
+        self._forget(entry)
+        return target / entry.path.name
 
     def remove(self, entry: SpoolEntry) -> None:
         """Delete a batch after ClickHouse has it."""

@@ -57,6 +57,7 @@ class BatchWriter:
         max_delay: float = 0.5,
         retry_initial: float = 0.5,
         retry_max: float = 30.0,
+        max_rejections: int = 5,
     ) -> None:
         self.store = store
         self.spool = spool
@@ -65,6 +66,8 @@ class BatchWriter:
         self.max_delay = max_delay
         self.retry_initial = retry_initial
         self.retry_max = retry_max
+        self.max_rejections = max_rejections
+        self._rejections: dict[str, int] = {}
         self._cond = threading.Condition()
         self._pending: list[_Pending] = []
         self._pending_rows = 0
@@ -189,6 +192,9 @@ class BatchWriter:
         except StoreError:
             self.metrics.insert_failures.inc()
             raise
+        except Exception as exc:  # a bug must not kill the writer thread and strand every waiting request
+            self.metrics.insert_failures.inc()
+            raise StoreError(f"cannot write a batch of {kind}: {exc!r}") from exc
         self.metrics.insert_rows.observe(len(records))
         self.metrics.insert_seconds.observe(time.perf_counter() - started)
 
@@ -219,11 +225,19 @@ class BatchWriter:
                 self.last_error = str(exc)
                 return False
             except StoreError as exc:
-                # Not an outage: a batch ClickHouse rejects. Keep it (never drop acknowledged data)
-                # but say so loudly; it retries with backoff like an outage.
+                # ClickHouse is up but refuses this batch. Retry a few times (it may be transient),
+                # then set it aside so one bad batch cannot block every batch behind it.
                 self.last_error = str(exc)
-                log.error("ClickHouse rejected spooled batch %s: %s", entry.path.name, exc)
-                return False
+                tries = self._rejections.get(entry.path.name, 0) + 1
+                self._rejections[entry.path.name] = tries
+                if tries < self.max_rejections:
+                    log.error("ClickHouse rejected spooled batch %s (try %d): %s", entry.path.name, tries, exc)
+                    return False
+                self.spool.set_aside(entry, "rejected", f"was rejected {tries} times ({exc})")
+                self._rejections.pop(entry.path.name, None)
+                self.metrics.rejected_batches.inc()
+                self._update_gauges()
+                continue
             self.spool.remove(entry)
             self.metrics.replayed_batches.inc()
             self._update_gauges()

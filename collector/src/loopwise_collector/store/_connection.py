@@ -98,12 +98,21 @@ def connect(target: StoreTarget) -> Client:
                     "LOOPWISE_DATA_DIR; other tools reach the data through the collector's HTTP API."
                 ) from exc
             raise StoreError(f"cannot open the embedded store at {directory}: {_first_line(exc)}") from exc
-    with translate_errors():
-        # A shared session id would serialise concurrent queries ("session is locked"), and the
-        # store never needs session state: every statement names its database.
-        return clickhouse_connect.get_client(
-            dsn=target.client_dsn, autogenerate_session_id=False, connect_timeout=5, send_receive_timeout=60
-        )
+    try:
+        with translate_errors():
+            return _connect_http(target)
+    except TypeError as exc:  # clickhouse-connect's answer to an unknown DSN query parameter
+        raise ValueError(
+            f"store DSN {target.redacted!r} has an option clickhouse-connect does not know: {exc}"
+        ) from exc
+
+
+def _connect_http(target: StoreTarget) -> Client:
+    # A shared session id would serialise concurrent queries ("session is locked"), and the
+    # store never needs session state: every statement names its database.
+    return clickhouse_connect.get_client(
+        dsn=target.client_dsn, autogenerate_session_id=False, connect_timeout=5, send_receive_timeout=60
+    )
 
 
 def quote_identifier(name: str) -> str:

@@ -114,6 +114,9 @@ class ClickHouseStore:
         self.cluster = cluster
         self.database = self.target.database
         self._db = quote_identifier(self.database)
+        # On a cluster, a Distributed insert is by default only queued on the receiving node; the
+        # collector acknowledges spans once inserted, so it waits until the shards have them.
+        self._insert_settings: dict[str, Any] = {"distributed_foreground_insert": 1} if cluster else {}
         self._writer: Client | None = None
         self._write_lock = threading.Lock()
         # One reader per thread: a chDB handle serialises its calls, so API reads on the thread
@@ -174,7 +177,13 @@ class ClickHouseStore:
         if self._writer is None:
             self._writer = connect(self.target)
         with self._write_lock, translate_errors():
-            self._writer.insert(f"{self._db}.{table}", columns, column_names=names, column_oriented=True)
+            self._writer.insert(
+                f"{self._db}.{table}",
+                columns,
+                column_names=names,
+                column_oriented=True,
+                settings=self._insert_settings,
+            )
 
     # --- writes ------------------------------------------------------------------------------
     def insert_spans(self, records: Sequence[SpanRecord]) -> None:
@@ -251,13 +260,13 @@ class ClickHouseStore:
 
     def project_for_key(self, key: str) -> Project | None:
         """The project an active key belongs to, or ``None`` for an unknown or revoked key."""
+        # Two lookups, not a JOIN: on a sharded cluster a JOIN of two Distributed tables is refused
+        # under ClickHouse's default distributed_product_mode.
         rows = self.query(
-            "SELECT p.project_id, p.name, p.retention_days FROM {db}.api_keys AS k FINAL "
-            "INNER JOIN (SELECT * FROM {db}.projects FINAL) AS p ON p.project_id = k.project_id "
-            "WHERE k.key_hash = {h:String} AND NOT k.revoked",
+            "SELECT project_id FROM {db}.api_keys FINAL WHERE key_hash = {h:String} AND NOT revoked",
             {"h": hash_api_key(key)},
         )
-        return Project(rows[0][0], rows[0][1], int(rows[0][2])) if rows else None
+        return self.get_project(rows[0][0]) if rows else None
 
     def project(self, project_id: str) -> ProjectStore:
         """A view of the store that can only read ``project_id``'s rows."""

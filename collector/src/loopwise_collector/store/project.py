@@ -106,11 +106,17 @@ class ProjectStore:
             params["has_error"] = f.has_error
         # Step 1: candidate trace ids. Duplicated (re-sent) spans cannot change a min or a set of ids,
         # so this step skips FINAL.
+        # `to` and the cursor bound where a trace *starts*. Without span filters, bounding the spans
+        # read by them too is exact and cheaper; with filters, a matching span may start after the
+        # bound (a long trace that began before it), so only the trace start is bounded.
+        span_filters = len(having) > (2 if f.cursor is not None else 1)
+        having.append("ts <= {hi:Int64}")
+        span_upper = "" if span_filters else "AND start_time <= fromUnixTimestamp64Nano({hi:Int64}, 'UTC') "
         candidates = self._query(
             "SELECT trace_id, toUnixTimestamp64Nano(min(start_time)) AS ts FROM {db}.spans "  # noqa: S608 - fixed SQL fragments; every value is a bound parameter
             "WHERE project_id = {project:String} "
             "AND start_time >= fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
-            "AND start_time <= fromUnixTimestamp64Nano({hi:Int64}, 'UTC') "
+            f"{span_upper}"
             f"GROUP BY trace_id HAVING {' AND '.join(having)} ORDER BY ts DESC, trace_id DESC LIMIT {{n:UInt32}}",
             params,
         )

@@ -253,7 +253,7 @@ class ProjectStore:
             raise InvalidQueryError(f"group_by must be one of {sorted(GROUP_BY_EXPRESSIONS)}")
         group_expr = GROUP_BY_EXPRESSIONS[group_by] if group_by else "''"
         rows = self._query(
-            f"SELECT {group_expr} AS g, count(), uniqExact(trace_id), countIf(has_error), "  # noqa: S608 - fixed SQL fragments; every value is a bound parameter
+            f"SELECT {group_expr} AS g, count(), uniq(trace_id), countIf(has_error), "  # noqa: S608 - fixed SQL fragments; every value is a bound parameter
             "quantilesExactInclusive(0.5, 0.95, 0.99)(duration_ms), sum(ifNull(input_tokens, 0)), "
             "sum(ifNull(output_tokens, 0)), sumOrNull(cost_usd), countIf(cost_source = 'unpriced') "
             "FROM {db}.spans FINAL WHERE project_id = {project:String} "

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import platform
+import random
 import re
 import secrets
 import shutil
@@ -390,3 +391,14 @@ def clean_nans(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [clean_nans(v) for v in value]
     return value
+
+
+def filler_text(rng: random.Random, chars: int, vocabulary: tuple[str, ...]) -> str:
+    """Prompt-like text of exactly ``chars`` characters drawn from ``vocabulary``."""
+    words: list[str] = []
+    size = 0
+    while size < chars:
+        word = rng.choice(vocabulary)
+        words.append(word)
+        size += len(word) + 1
+    return " ".join(words)[:chars]

@@ -83,13 +83,7 @@ _VOCABULARY = tuple(" ".join(_WORDS).split(" "))
 
 
 def _text(rng: random.Random, chars: int) -> str:
-    words: list[str] = []
-    size = 0
-    while size < chars:
-        word = rng.choice(_VOCABULARY)
-        words.append(word)
-        size += len(word) + 1
-    return " ".join(words)[:chars]
+    return common.filler_text(rng, chars, _VOCABULARY)
 
 
 def attribute_pool(rng: random.Random, size: int = 256) -> list[dict[str, Any]]:

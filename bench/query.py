@@ -76,13 +76,7 @@ _WORDS = tuple(" ".join(_LINES).split(" "))
 
 
 def _text(rng: random.Random, chars: int) -> str:
-    words: list[str] = []
-    size = 0
-    while size < chars:
-        word = rng.choice(_WORDS)
-        words.append(word)
-        size += len(word) + 1
-    return " ".join(words)[:chars]
+    return common.filler_text(rng, chars, _WORDS)
 
 
 def span_batches(n_spans: int, batch: int, seed: int, now_ns: int, time_order: str = "ingest") -> Any:

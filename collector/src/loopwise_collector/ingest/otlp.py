@@ -61,20 +61,20 @@ _ZERO_SPAN_ID = bytes(8)
 # --- ids ------------------------------------------------------------------------------------------
 
 
-def _trace_id(b: bytes) -> str:
-    if len(b) != 16:
-        raise ValueError(f"trace_id must be 16 bytes, got {len(b)}")
-    if b == _ZERO_TRACE_ID:
-        raise ValueError("trace_id is all zeros")
+def _checked_id(b: bytes, name: str, zero: bytes) -> str:
+    if len(b) != len(zero):
+        raise ValueError(f"{name} must be {len(zero)} bytes, got {len(b)}")
+    if b == zero:
+        raise ValueError(f"{name} is all zeros")
     return b.hex()
+
+
+def _trace_id(b: bytes) -> str:
+    return _checked_id(b, "trace_id", _ZERO_TRACE_ID)
 
 
 def _span_id(b: bytes) -> str:
-    if len(b) != 8:
-        raise ValueError(f"span_id must be 8 bytes, got {len(b)}")
-    if b == _ZERO_SPAN_ID:
-        raise ValueError("span_id is all zeros")
-    return b.hex()
+    return _checked_id(b, "span_id", _ZERO_SPAN_ID)
 
 
 def _parent_span_id(b: bytes) -> str:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from loopwise_collector.errors import InvalidQueryError, NotFoundError
 from loopwise_collector.store.models import MetricsRow, TraceCursor, TraceFilter, TracePage, TraceSummary
-from loopwise_collector.store.records import ScoreRecord, SpanRecord
+from loopwise_collector.store.records import SPAN_FIELDS, ScoreRecord, SpanRecord
 
 if TYPE_CHECKING:
     from loopwise_collector.store.clickhouse import ClickHouseStore
@@ -35,15 +35,14 @@ GROUP_BY_EXPRESSIONS = {
     "hour": "formatDateTime(toStartOfHour(start_time), '%Y-%m-%dT%H:00:00Z')",
 }
 
-_SPAN_SELECT = """
-SELECT project_id, trace_id, span_id, name, toUnixTimestamp64Nano(start_time), toUnixTimestamp64Nano(end_time),
-       parent_span_id, kind, status_code, status_message, service_name, scope_name, span_type, operation, provider,
-       request_model, response_model, input_tokens, output_tokens, cache_read_input_tokens,
-       reasoning_output_tokens, cost_usd, cost_source, input, output, system_instructions, user_id, session_id,
-       tags, variant, prompt_name, prompt_version, attributes, resource_attributes, events, links,
-       retention_days, version
-FROM {db}.spans FINAL
-"""
+# Columns in SpanRecord field order, so a row becomes a record positionally; times as integer ns.
+_AS_NANOSECONDS = {
+    "start_time_ns": "toUnixTimestamp64Nano(start_time)",
+    "end_time_ns": "toUnixTimestamp64Nano(end_time)",
+}
+_SPAN_COLUMNS_SQL = ", ".join(_AS_NANOSECONDS.get(f, f) for f in SPAN_FIELDS)
+_SPAN_SELECT = f"SELECT {_SPAN_COLUMNS_SQL} FROM {{db}}.spans FINAL "  # noqa: S608 - column names from the record type
+_TAGS_AT = SPAN_FIELDS.index("tags")
 
 
 def _now_ns() -> int:
@@ -328,43 +327,6 @@ class ProjectStore:
 
 
 def _span_from_row(r: Sequence[Any]) -> SpanRecord:
-    return SpanRecord(
-        project_id=r[0],
-        trace_id=r[1],
-        span_id=r[2],
-        name=r[3],
-        start_time_ns=int(r[4]),
-        end_time_ns=int(r[5]),
-        parent_span_id=r[6],
-        kind=r[7],
-        status_code=r[8],
-        status_message=r[9],
-        service_name=r[10],
-        scope_name=r[11],
-        span_type=r[12],
-        operation=r[13],
-        provider=r[14],
-        request_model=r[15],
-        response_model=r[16],
-        input_tokens=r[17],
-        output_tokens=r[18],
-        cache_read_input_tokens=r[19],
-        reasoning_output_tokens=r[20],
-        cost_usd=r[21],
-        cost_source=r[22],
-        input=r[23],
-        output=r[24],
-        system_instructions=r[25],
-        user_id=r[26],
-        session_id=r[27],
-        tags=tuple(r[28]),
-        variant=r[29],
-        prompt_name=r[30],
-        prompt_version=r[31],
-        attributes=dict(r[32]),
-        resource_attributes=dict(r[33]),
-        events=r[34],
-        links=r[35],
-        retention_days=int(r[36]),
-        version=int(r[37]),
-    )
+    values = list(r)
+    values[_TAGS_AT] = tuple(values[_TAGS_AT])  # Array comes back as a list; the record holds a tuple
+    return SpanRecord(*values)

@@ -212,9 +212,3 @@ class PriceIn(BaseModel):
 class PriceList(BaseModel):
     version: str
     overrides: list[PriceIn]
-
-
-class ExportResult(BaseModel):
-    """Answer to a JSON OTLP export (empty partial success means all spans were accepted)."""
-
-    partialSuccess: dict[str, Any] = Field(default_factory=dict)

@@ -1,7 +1,7 @@
 """Shared helpers for the benchmarks: a collector subprocess, Prometheus parsing, stats, tables, results.
 
-Not a benchmark itself. ``bench/ingest.py`` and ``bench/query.py`` import it as ``_common`` (the
-scripts run as ``python bench/<name>.py``, so ``bench/`` is on ``sys.path``).
+Not a benchmark itself. ``bench/ingest.py``, ``bench/query.py`` and ``bench/_spans.py`` import it as
+``_common`` (the scripts run as ``python bench/<name>.py``, so ``bench/`` is on ``sys.path``).
 """
 
 from __future__ import annotations

@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import gc
 import itertools
-import json
 import math
 import multiprocessing as mp
 import os
@@ -56,115 +55,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import _common as common
+import _spans as spans
 
 if TYPE_CHECKING:
     from multiprocessing.queues import Queue
 
-    from opentelemetry.sdk.trace import ReadableSpan
-
 TARGET_SPANS_PER_S = 20_000
-SPANS_PER_TRACE = 4
-MODELS = (
-    ("openai", "gpt-4o-mini", "gpt-4o-mini-2024-07-18"),
-    ("openai", "gpt-4o", "gpt-4o-2024-08-06"),
-    ("anthropic", "claude-sonnet-4", "claude-sonnet-4-20250514"),
-    ("gcp.gemini", "gemini-2.0-flash", "gemini-2.0-flash"),
-)
-_WORDS = (
-    "the model should answer using the retrieved context only and cite each source it used when the",
-    "customer asks about refunds shipping delays invoices or account security explain the policy",
-    "step by step keep the tone friendly and concise never invent order numbers",
-)
-
-_VOCABULARY = tuple(" ".join(_WORDS).split(" "))
-
-
-# --- span generation (runs in every sender process) --------------------------------------------------
-
-
-def _text(rng: random.Random, chars: int) -> str:
-    return common.filler_text(rng, chars, _VOCABULARY)
-
-
-def attribute_pool(rng: random.Random, size: int = 256) -> list[dict[str, Any]]:
-    """Span attribute dicts (shared between spans: the exporter only reads them)."""
-    from loopwise import semconv as sc
-
-    pool = []
-    for i in range(size):
-        provider, request_model, response_model = MODELS[i % len(MODELS)]
-        # ~2 KB each once JSON-encoded: the message envelope plus ~1,950 characters of text.
-        prompt = json.dumps([{"role": "user", "parts": [{"type": "text", "content": _text(rng, 1950)}]}])
-        completion = json.dumps(
-            [
-                {
-                    "role": "assistant",
-                    "parts": [{"type": "text", "content": _text(rng, 1930)}],
-                    "finish_reason": "stop",
-                }
-            ]
-        )
-        pool.append(
-            {
-                sc.GEN_AI_OPERATION_NAME: "chat",
-                sc.GEN_AI_PROVIDER_NAME: provider,
-                sc.GEN_AI_REQUEST_MODEL: request_model,
-                sc.GEN_AI_RESPONSE_MODEL: response_model,
-                sc.GEN_AI_USAGE_INPUT_TOKENS: rng.randint(300, 700),
-                sc.GEN_AI_USAGE_OUTPUT_TOKENS: rng.randint(200, 600),
-                sc.GEN_AI_INPUT_MESSAGES: prompt,
-                sc.GEN_AI_OUTPUT_MESSAGES: completion,
-                sc.LOOPWISE_USER_ID: f"user-{rng.randrange(500):04d}",
-                sc.LOOPWISE_SESSION_ID: f"session-{rng.randrange(5000):05d}",
-            }
-        )
-    return pool
-
-
-def make_batches(rng: random.Random, n_batches: int, batch_size: int, label: str) -> list[list[ReadableSpan]]:
-    """``n_batches`` lists of ``batch_size`` distinct LLM spans, 4 spans per trace, random ids.
-
-    Built directly as ``ReadableSpan`` (what the SDK hands to exporters) instead of through a
-    tracer, which would cost ~40 us/span of sender CPU before the timed phase even starts.
-    """
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import ReadableSpan
-    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-    from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
-
-    resource = Resource({"service.name": "bench-ingest", "service.instance.id": label})
-    scope = InstrumentationScope("loopwise.bench.ingest", "0.1.0")
-    pool = attribute_pool(rng)
-    ok, error = Status(StatusCode.UNSET), Status(StatusCode.ERROR, "upstream rate limit")
-    flags = TraceFlags(TraceFlags.SAMPLED)
-    bits, rand = rng.getrandbits, rng.random
-    now = time.time_ns()
-    spans: list[ReadableSpan] = []
-    total = n_batches * batch_size
-    while len(spans) < total:
-        trace_id = bits(128) | 1  # never zero
-        attrs = pool[bits(8)]
-        start = now - int(rand() * 5e9)
-        root = SpanContext(trace_id, bits(64) | 1, False, flags)
-        for i in range(SPANS_PER_TRACE):
-            ctx = root if i == 0 else SpanContext(trace_id, bits(64) | 1, False, flags)
-            begin = start + i * 10_000_000
-            spans.append(
-                ReadableSpan(
-                    name=f"chat {attrs['gen_ai.request.model']}",
-                    context=ctx,
-                    parent=None if i == 0 else root,
-                    resource=resource,
-                    attributes=attrs,
-                    kind=SpanKind.CLIENT,
-                    status=error if rand() < 0.02 else ok,
-                    start_time=begin,
-                    end_time=begin + 300_000_000 + int(rand() * 2.7e9),
-                    instrumentation_scope=scope,
-                )
-            )
-    del spans[total:]
-    return [spans[i : i + batch_size] for i in range(0, total, batch_size)]
 
 
 # --- sender processes --------------------------------------------------------------------------------
@@ -202,37 +98,6 @@ def _session(sink: list[HttpSample]) -> Any:
     return session
 
 
-def _id_offsets(body: bytes, batch: list[ReadableSpan]) -> list[tuple[int, list[int]]]:
-    """Where each trace and span id of ``batch`` sits in its encoded ``body`` (parent ids included)."""
-    ids: dict[bytes, int] = {}
-    for span in batch:
-        ctx = span.context
-        assert ctx is not None
-        ids[ctx.trace_id.to_bytes(16, "big")] = 16
-        ids[ctx.span_id.to_bytes(8, "big")] = 8
-    out = []
-    for raw, size in ids.items():
-        offsets, at = [], body.find(raw)
-        while at >= 0:
-            offsets.append(at)
-            at = body.find(raw, at + size)
-        out.append((size, offsets))
-    return out
-
-
-def _fresh_body(template: bytes, offsets: list[tuple[int, list[int]]]) -> bytes:
-    """``template`` with every trace and span id replaced by a new random one (consistently)."""
-    buf = bytearray(template)
-    fresh = os.urandom(sum(size for size, _ in offsets))
-    pos = 0
-    for size, places in offsets:
-        new = fresh[pos : pos + size]
-        pos += size
-        for at in places:
-            buf[at : at + size] = new
-    return bytes(buf)
-
-
 def sender_main(cfg: SenderConfig, ready_q: Queue[Any], go_q: Queue[Any], result_q: Queue[Any]) -> None:
     """One sender process: prepare its data, then run ``cfg.threads`` senders until the end time."""
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -241,12 +106,12 @@ def sender_main(cfg: SenderConfig, ready_q: Queue[Any], go_q: Queue[Any], result
 
     rng = random.Random(os.urandom(16))
     started = time.perf_counter()
-    batches = make_batches(rng, cfg.n_batches, cfg.batch_size, f"sender-{cfg.index}")
+    batches = spans.make_batches(rng, cfg.n_batches, cfg.batch_size, f"sender-{cfg.index}")
     templates: list[tuple[bytes, list[tuple[int, list[int]]]]] = []
     if cfg.mode == RAW:
         for batch in batches:
             body = encode_spans(batch).SerializePartialToString()
-            templates.append((body, _id_offsets(body, batch)))
+            templates.append((body, spans.id_offsets(body, batch)))
         batches = []
     gen_s = time.perf_counter() - started
     # Hundreds of thousands of long-lived span objects would make every full GC pass walk them all,
@@ -290,7 +155,7 @@ def sender_main(cfg: SenderConfig, ready_q: Queue[Any], go_q: Queue[Any], result
         time.sleep(max(0.0, t_start - time.monotonic()))
         while time.monotonic() < t_end:
             template, offsets = templates[next(counter) % len(templates)]
-            body = _fresh_body(template, offsets)
+            body = spans.fresh_body(template, offsets)
             t0 = time.monotonic()
             try:
                 ok = session.post(cfg.endpoint, data=body, headers=raw_headers, timeout=cfg.timeout_s).ok
@@ -336,7 +201,7 @@ def measure_references(batch_size: int, n_batches: int) -> dict[str, float]:
     from loopwise_collector.ingest.otlp import decode_protobuf
     from loopwise_collector.pricing import PriceTable
 
-    batches = make_batches(random.Random(7), n_batches, batch_size, "reference")
+    batches = spans.make_batches(random.Random(7), n_batches, batch_size, "reference")
     n = n_batches * batch_size
     encode_spans(batches[0]).SerializePartialToString()  # first-call setup out of the timing
     started = time.perf_counter()
@@ -499,8 +364,8 @@ def run_phase(
         proc.start()
     built = 0
     try:
-        for _, _, spans in _gather(ready_q, procs, 300):
-            built += spans
+        for _, _, n_spans in _gather(ready_q, procs, 300):
+            built += n_spans
         if mode == STOCK:
             print(f"  {built:,} distinct spans pre-built in {time.perf_counter() - prep_started:.1f}s")
         m0 = ep.scrape()

@@ -11,7 +11,8 @@ Example:
     >>> from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     >>> req = ExportTraceServiceRequest()
     >>> span = req.resource_spans.add().scope_spans.add().spans.add(
-    ...     trace_id=bytes(range(1, 17)), span_id=bytes(range(1, 9)), name="chat", kind=3)
+    ...     trace_id=bytes(range(1, 17)), span_id=bytes(range(1, 9)), name="chat", kind=3,
+    ...     start_time_unix_nano=1_700_000_000_000_000_000)
     >>> [r] = decode_protobuf(req.SerializeToString(), project_id="demo", retention_days=30, version=1)
     >>> r.trace_id, r.kind, r.parent_span_id
     ('0102030405060708090a0b0c0d0e0f10', 'client', '')
@@ -385,7 +386,8 @@ def decode_json(
 
     Example:
         >>> body = (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "' + b"ab" * 16
-        ...         + b'", "spanId": "' + b"cd" * 8 + b'", "name": "chat", "kind": 3}]}]}]}')
+        ...         + b'", "spanId": "' + b"cd" * 8 + b'", "name": "chat", "kind": 3,'
+        ...         + b' "startTimeUnixNano": "1700000000000000000"}]}]}]}')
         >>> [r] = decode_json(body, project_id="demo", retention_days=30, version=1)
         >>> r.span_id, r.kind
         ('cdcdcdcdcdcdcdcd', 'client')

@@ -69,8 +69,6 @@ Example:
 from __future__ import annotations
 
 import fnmatch
-import json
-import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -78,20 +76,46 @@ from datetime import date, datetime
 from functools import cache
 from importlib import resources
 from os import PathLike
-from pathlib import Path
-from typing import Any, Final, TypeGuard
+from typing import Any, Final
 
+from loopwise_collector.pricing._file import (
+    CURRENCY,
+    UNIT,
+    PriceTableError,
+    decode_json,
+    entry_fields,
+    is_price,
+    read_price_file,
+    table_fields,
+)
+from loopwise_collector.pricing._names import (
+    MATCH_MODES,
+    MODE_RANK,
+    VERSION_SUFFIX,
+    literal_length,
+    normalize_model,
+    provider_rank,
+)
 from loopwise_collector.store.records import SpanRecord
 
-MATCH_MODES: Final[tuple[str, ...]] = ("exact", "versioned", "prefix", "glob", "regex")
-"""The accepted values of ``ModelPrice.match``."""
+# MATCH_MODES, PriceTableError and normalize_model live in the private modules and are re-exported
+# here, so ``from loopwise_collector.pricing.table import ...`` keeps working for every public name.
+__all__ = [
+    "MATCH_MODES",
+    "SOURCE_CLIENT",
+    "SOURCE_TABLE_PREFIX",
+    "SOURCE_UNPRICED",
+    "ModelPrice",
+    "PriceTable",
+    "PriceTableError",
+    "apply_prices",
+    "normalize_model",
+]
 
 SOURCE_CLIENT: Final = "client"
 SOURCE_UNPRICED: Final = "unpriced"
 SOURCE_TABLE_PREFIX: Final = "table:"
 
-_CURRENCY: Final = "USD"
-_UNIT: Final = "per_1m_tokens"
 _TOKENS_PER_UNIT: Final = 1_000_000
 _NS_PER_DAY: Final = 86_400 * 1_000_000_000
 _EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
@@ -99,87 +123,6 @@ _EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
 # dropped when full is enough; it cannot grow without bound under junk model names.
 _CACHE_MAX: Final = 65_536
 _MISSING: Final = object()
-
-# Tie-break rank of each mode when two patterns have the same literal length.
-_MODE_RANK: Final[Mapping[str, int]] = {"exact": 4, "versioned": 3, "prefix": 2, "glob": 1, "regex": 0}
-# What may follow a ``versioned`` pattern: dates (2024-08-06, 20241022, 08-2024), build numbers
-# (0613, 001, 2411), ``latest`` and ``v2``-style revisions. One- and two-digit parts are not
-# allowed on their own: in ``claude-opus-4-1`` or ``claude-sonnet-4-5`` they are a different model.
-_VERSION_SUFFIX: Final = re.compile(r"(?:-(?:\d{4}-\d{2}-\d{2}|\d{2}-\d{4}|\d{3,8}|latest|v\d+(?:\.\d+)?))+")
-# Bedrock model ids: optional cross-region inference prefix, then the vendor.
-_BEDROCK_PREFIX: Final = re.compile(
-    r"^(?:(?:us|eu|apac|us-gov|global|jp|au|ca)\.)?"
-    r"(?:anthropic|meta|mistral|amazon|cohere|ai21|deepseek|openai|writer|qwen)\."
-)
-# Bedrock's ``:0`` / ``:0:200k`` revision suffix. Only a digit after the colon, so OpenRouter's
-# ``:free`` or a fine-tune's ``ft:`` id never collapse onto a list-priced base model.
-_DEPLOYMENT_SUFFIX: Final = re.compile(r":\d.*$")
-_DOTTED_VERSION: Final = re.compile(r"(?<=\d)\.(?=\d)")
-_ENTRY_KEYS: Final = frozenset(
-    {"pattern", "match", "provider", "effective_from", "input", "output", "cached_input", "note"}
-)
-_TABLE_KEYS: Final = frozenset({"version", "currency", "unit", "notes", "models"})
-
-
-class PriceTableError(ValueError):
-    """A price table or entry that cannot be used; the message names the source and the problem.
-
-    Example:
-        >>> try:
-        ...     PriceTable.from_mapping({"models": []}, source="prices.json")
-        ... except PriceTableError as exc:
-        ...     print(exc)
-        prices.json: 'version' is required
-    """
-
-
-def normalize_model(model: str) -> str:
-    """The model name as price patterns see it.
-
-    Example:
-        >>> normalize_model("us.anthropic.claude-3-5-sonnet-20241022-v2:0")
-        'claude-3-5-sonnet-20241022-v2'
-        >>> normalize_model("OpenAI/GPT-4o"), normalize_model("anthropic/claude-3.5-sonnet")
-        ('gpt-4o', 'claude-3-5-sonnet')
-        >>> normalize_model("claude-3-5-sonnet-v2@20241022")
-        'claude-3-5-sonnet-v2-20241022'
-    """
-    name = model.strip().lower()
-    # OpenRouter / LiteLLM ``vendor/model``, Gemini ``models/model``, Vertex resource paths.
-    name = name.rsplit("/", 1)[-1]
-    name = _BEDROCK_PREFIX.sub("", name, count=1)
-    name = _DEPLOYMENT_SUFFIX.sub("", name, count=1)
-    # Vertex AI spells snapshots ``claude-3-5-sonnet-v2@20241022``.
-    name = name.replace("@", "-")
-    if name.startswith("claude"):
-        # OpenRouter writes ``claude-3.5-sonnet``; Anthropic's own ids use hyphens throughout.
-        name = _DOTTED_VERSION.sub("-", name)
-    elif name.startswith("gpt-35-"):
-        name = "gpt-3.5-" + name[len("gpt-35-") :]  # Azure OpenAI model names drop the dot
-    return name
-
-
-def _is_price(value: object) -> TypeGuard[float]:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
-
-
-def _price_field(entry: Mapping[str, Any], key: str, where: str) -> float:
-    value = entry.get(key)
-    if not _is_price(value):
-        raise PriceTableError(f"{where}: {key!r} must be a non-negative number, got {value!r}")
-    return float(value)
-
-
-def _literal_length(pattern: str, match: str) -> int:
-    if match == "glob":
-        return sum(ch not in "*?[]" for ch in pattern)
-    return len(pattern)
-
-
-def _provider_rank(entry_provider: str, span_provider: str) -> int:
-    if not entry_provider:
-        return 1
-    return 2 if entry_provider == span_provider else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +164,7 @@ class ModelPrice:
             value = getattr(self, name)
             if value is None and name == "cached_input_per_million":
                 continue
-            if not _is_price(value):
+            if not is_price(value):
                 raise PriceTableError(f"{what}: {name} must be a non-negative finite number, got {value!r}")
             object.__setattr__(self, name, float(value))
         object.__setattr__(self, "provider", self.provider.strip().lower())
@@ -246,7 +189,7 @@ class ModelPrice:
             >>> ModelPrice("gpt-4o-mini", date(2024, 7, 18), 0.15, 0.6).specificity
             (11, 3)
         """
-        return (_literal_length(self.pattern, self.match), _MODE_RANK[self.match])
+        return (literal_length(self.pattern, self.match), MODE_RANK[self.match])
 
     def matches(self, model: str) -> bool:
         """Whether this pattern matches ``model`` (normalised first), ignoring dates.
@@ -265,7 +208,7 @@ class ModelPrice:
             return name == pattern
         if self.match == "versioned":
             return name == pattern or (
-                name.startswith(pattern) and _VERSION_SUFFIX.fullmatch(name, len(pattern)) is not None
+                name.startswith(pattern) and VERSION_SUFFIX.fullmatch(name, len(pattern)) is not None
             )
         if self.match == "prefix":
             return name.startswith(pattern)
@@ -317,44 +260,9 @@ class ModelPrice:
             ...                       "input": 1, "output": 2}).output_per_million
             2.0
         """
-        if not isinstance(entry, Mapping):
-            raise PriceTableError(f"{source}: each model entry must be an object, got {type(entry).__name__}")
-        pattern = entry.get("pattern")
-        where = f"{source}: entry {pattern!r}" if isinstance(pattern, str) else f"{source}: entry"
-        unknown = sorted(set(entry) - _ENTRY_KEYS)
-        if unknown:
-            raise PriceTableError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}")
-        for key in ("pattern", "effective_from", "input", "output"):
-            if key not in entry:
-                raise PriceTableError(f"{where}: {key!r} is required")
-        if not isinstance(pattern, str) or not pattern.strip():
-            raise PriceTableError(f"{where}: 'pattern' must be a non-empty string")
-        raw_date = entry["effective_from"]
+        fields = entry_fields(entry, source=source)
         try:
-            if not isinstance(raw_date, str):
-                raise ValueError
-            effective_from = date.fromisoformat(raw_date)
-        except ValueError:
-            raise PriceTableError(
-                f"{where}: 'effective_from' must be an ISO date (YYYY-MM-DD), got {raw_date!r}"
-            ) from None
-        input_price = _price_field(entry, "input", where)
-        output_price = _price_field(entry, "output", where)
-        cached_price = None if entry.get("cached_input") is None else _price_field(entry, "cached_input", where)
-        match = entry.get("match", "versioned")
-        provider = entry.get("provider", "")
-        if not isinstance(provider, str):
-            raise PriceTableError(f"{where}: 'provider' must be a string, got {provider!r}")
-        try:
-            return cls(
-                pattern=pattern,
-                match=match,
-                provider=provider,
-                effective_from=effective_from,
-                input_per_million=input_price,
-                output_per_million=output_price,
-                cached_input_per_million=cached_price,
-            )
+            return cls(**fields)
         except PriceTableError as exc:
             raise PriceTableError(f"{source}: {exc}") from None
 
@@ -401,7 +309,7 @@ def _resolve_tier(tier: tuple[ModelPrice, ...], name: str, provider: str, at: da
     for price in tier:
         if not price._matches_normalised(name):
             continue
-        rank = (price.specificity, _provider_rank(price.provider, provider))
+        rank = (price.specificity, provider_rank(price.provider, provider))
         # Strictly greater: on a full tie the entry listed first wins, deterministically.
         if best_rank is None or rank > best_rank:
             best_rank, best_key = rank, (price.pattern, price.match, price.provider)
@@ -483,12 +391,7 @@ class PriceTable:
             ...     print(exc)
             /nonexistent/prices.json: cannot read price file: No such file or directory
         """
-        source = str(Path(path))
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise PriceTableError(f"{source}: cannot read price file: {reason}") from None
+        text, source = read_price_file(path)
         return cls._from_json(text, source=source)
 
     @classmethod
@@ -501,23 +404,7 @@ class PriceTable:
             >>> (t.version, len(t.prices))
             ('v1', 1)
         """
-        if not isinstance(data, Mapping):
-            raise PriceTableError(f"{source}: the top level must be an object, got {type(data).__name__}")
-        unknown = sorted(set(data) - _TABLE_KEYS)
-        if unknown:
-            raise PriceTableError(f"{source}: unknown top-level key(s) {', '.join(map(repr, unknown))}")
-        version = data.get("version")
-        if version is None:
-            raise PriceTableError(f"{source}: 'version' is required")
-        if not isinstance(version, str) or not version.strip():
-            raise PriceTableError(f"{source}: 'version' must be a non-empty string, got {version!r}")
-        if data.get("currency", _CURRENCY) != _CURRENCY:
-            raise PriceTableError(f"{source}: only currency {_CURRENCY!r} is supported, got {data['currency']!r}")
-        if data.get("unit", _UNIT) != _UNIT:
-            raise PriceTableError(f"{source}: only unit {_UNIT!r} is supported, got {data['unit']!r}")
-        models = data.get("models")
-        if not isinstance(models, list):
-            raise PriceTableError(f"{source}: 'models' must be a list of entries")
+        version, models = table_fields(data, source=source)
         prices = tuple(ModelPrice.from_dict(entry, source=f"{source}: models[{i}]") for i, entry in enumerate(models))
         try:
             return cls(version=version, prices=prices)
@@ -526,13 +413,7 @@ class PriceTable:
 
     @classmethod
     def _from_json(cls, text: str, *, source: str) -> PriceTable:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise PriceTableError(
-                f"{source}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-            ) from None
-        return cls.from_mapping(data, source=source)
+        return cls.from_mapping(decode_json(text, source=source), source=source)
 
     def with_overrides(self, overrides: Iterable[ModelPrice], label: str) -> PriceTable:
         """This table with a project's prices layered on top; the version becomes ``version+label``.
@@ -660,8 +541,8 @@ class PriceTable:
         """
         return {
             "version": self.version,
-            "currency": _CURRENCY,
-            "unit": _UNIT,
+            "currency": CURRENCY,
+            "unit": UNIT,
             "models": [p.to_dict() for p in (*self.overrides, *self.prices)],
         }
 

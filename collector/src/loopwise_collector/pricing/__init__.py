@@ -8,16 +8,15 @@ Example:
     'gpt-4o-mini'
 """
 
+from loopwise_collector.pricing._file import PriceTableError
+from loopwise_collector.pricing._names import MATCH_MODES, normalize_model
 from loopwise_collector.pricing.table import (
-    MATCH_MODES,
     SOURCE_CLIENT,
     SOURCE_TABLE_PREFIX,
     SOURCE_UNPRICED,
     ModelPrice,
     PriceTable,
-    PriceTableError,
     apply_prices,
-    normalize_model,
 )
 
 __all__ = [

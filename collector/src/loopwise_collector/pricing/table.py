@@ -98,20 +98,6 @@ from loopwise_collector.pricing._names import (
 )
 from loopwise_collector.store.records import SpanRecord
 
-# MATCH_MODES, PriceTableError and normalize_model live in the private modules and are re-exported
-# here, so ``from loopwise_collector.pricing.table import ...`` keeps working for every public name.
-__all__ = [
-    "MATCH_MODES",
-    "SOURCE_CLIENT",
-    "SOURCE_TABLE_PREFIX",
-    "SOURCE_UNPRICED",
-    "ModelPrice",
-    "PriceTable",
-    "PriceTableError",
-    "apply_prices",
-    "normalize_model",
-]
-
 SOURCE_CLIENT: Final = "client"
 SOURCE_UNPRICED: Final = "unpriced"
 SOURCE_TABLE_PREFIX: Final = "table:"

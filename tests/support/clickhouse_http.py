@@ -18,7 +18,6 @@ answered, as with a hung server, so clients hit their timeouts.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -30,6 +29,8 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+
+from tests.support import processes
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -121,25 +122,12 @@ class ClickHouseHTTPServer:
 
     def stop(self, timeout: float = 15.0) -> None:
         """Graceful shutdown (SIGTERM: close the listener and the engine); SIGKILL if it does not exit."""
-        if self._process is None:
-            return
-        if self._process.poll() is None:
-            self._process.send_signal(signal.SIGCONT)  # in case it was paused
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                self._process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        processes.terminate(self._process, timeout)
         self._process = None
 
     def kill(self) -> None:
         """SIGKILL, as in a crash or an outage. chDB's lock dies with the process; the data stays."""
-        if self._process is None:
-            return
-        if self._process.poll() is None:
-            self._process.kill()
-        self._process.wait()
+        processes.kill(self._process)
         self._process = None
 
     def pause(self) -> None:
@@ -165,9 +153,7 @@ class ClickHouseHTTPServer:
         return clickhouse_connect.get_client(host=self.host, port=self.port, database=database, **kwargs)
 
     def log_tail(self, lines: int = 40) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        return "<no log>"
+        return processes.log_tail(self.log_path, lines)
 
     def __enter__(self) -> ClickHouseHTTPServer:
         self.start()

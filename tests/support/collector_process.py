@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.support import processes
 from tests.support.clickhouse_http import free_port
 
 
@@ -35,10 +35,10 @@ class CollectorProcess:
             "LOOPWISE_PORT": str(self.port),
             **self.env,
         }
-        log = open(self.log_path, "ab")
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "loopwise_collector.cli", "collector"], env=env, stdout=log, stderr=log
-        )
+        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "loopwise_collector.cli", "collector"], env=env, stdout=log, stderr=log
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -52,23 +52,12 @@ class CollectorProcess:
         raise TimeoutError(f"collector did not start in {timeout}s:\n{self.log_tail()}")
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self._proc and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        processes.terminate(self._proc, timeout)
         self._proc = None
 
     def kill(self) -> None:
-        if self._proc and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
+        processes.kill(self._proc)
         self._proc = None
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log)"
+        return processes.log_tail(self.log_path, lines)

@@ -28,6 +28,11 @@ GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tok
 GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
 GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
 GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
+GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_TOP_P: Final = "gen_ai.request.top_p"
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
 
 # --- Loopwise fields ---------------------------------------------------------------------------
 LOOPWISE_COST_USD: Final = "loopwise.cost.usd"
@@ -41,6 +46,11 @@ LOOPWISE_INPUT: Final = "loopwise.input"
 LOOPWISE_OUTPUT: Final = "loopwise.output"
 LOOPWISE_SPAN_TYPE: Final = "loopwise.span.type"
 LOOPWISE_TRUNCATED: Final = "loopwise.truncated"
+# One attribute per key of propagate(metadata=...) and update_current_span(metadata=...).
+LOOPWISE_METADATA_PREFIX: Final = "loopwise.metadata."
+# Streams (generators, streamed LLM responses): milliseconds from the call to the first chunk.
+LOOPWISE_TIME_TO_FIRST_CHUNK_MS: Final = "loopwise.stream.time_to_first_chunk_ms"
+LOOPWISE_STREAM_CHUNKS: Final = "loopwise.stream.chunks"
 
 # --- Legacy and vendor spellings, read on ingest only ------------------------------------------
 # OpenLLMetry / early GenAI conventions: indexed prompt and completion messages.

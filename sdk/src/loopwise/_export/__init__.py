@@ -1,0 +1,1 @@
+"""Background export: queue, disk spool and HTTP to the collector. Internal."""

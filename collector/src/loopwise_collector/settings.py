@@ -27,7 +27,9 @@ class IngestSettings(BaseModel):
 class Settings(BaseSettings):
     """Everything the collector reads from its environment."""
 
-    model_config = SettingsConfigDict(env_prefix="LOOPWISE_", env_nested_delimiter="__", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="LOOPWISE_", env_nested_delimiter="__", extra="ignore", populate_by_name=True
+    )
 
     data_dir: Path = Field(Path(".loopwise"), description="Embedded store, spool and local credentials.")
     store: SecretStr | None = Field(None, description="Store DSN: chdb:///dir or http(s)://user:pass@host:8123/db.")
@@ -37,7 +39,10 @@ class Settings(BaseSettings):
     init_projects: SecretStr | None = Field(None, description='Seed projects and keys: "name:key,name2:key2".')
     default_retention_days: int = Field(30, ge=1, le=36500)
     max_body_bytes: int = Field(16 << 20, ge=1024, description="Largest request body, after decompression.")
-    spool_dir: Path | None = None
+    # Not LOOPWISE_SPOOL_DIR: that is the SDK's spool, and an app and a collector often share a shell.
+    spool_dir: Path | None = Field(
+        None, validation_alias="LOOPWISE_COLLECTOR_SPOOL_DIR", description="Outage spool; default <data_dir>/spool."
+    )
     prices_file: Path | None = Field(None, description="A price table replacing the bundled one.")
     metrics_token: SecretStr | None = Field(None, description="When set, /metrics requires this bearer token.")
     store_connect_timeout_s: float = Field(30.0, ge=0, description="How long start-up waits for ClickHouse.")

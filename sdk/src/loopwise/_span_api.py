@@ -143,7 +143,57 @@ def update_current_llm(
         >>> complete("Capital of France?")
         'Paris.'
     """
-    span = trace.get_current_span()
+    set_llm_attributes(
+        trace.get_current_span(),
+        model=model,
+        provider=provider,
+        operation=operation,
+        response_model=response_model,
+        input_messages=input_messages,
+        output_messages=output_messages,
+        system_instructions=system_instructions,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cached_input_tokens=cached_input_tokens,
+        reasoning_tokens=reasoning_tokens,
+        cost_usd=cost_usd,
+        prompt_name=prompt_name,
+        prompt_version=prompt_version,
+        response_id=response_id,
+        finish_reasons=finish_reasons,
+        parameters=parameters,
+    )
+
+
+def set_llm_attributes(
+    span: trace.Span,
+    *,
+    span_type: str = "llm",
+    where: str = "loopwise.update_current_llm",
+    model: str | None = None,
+    provider: str | None = None,
+    operation: str | None = None,
+    response_model: str | None = None,
+    input_messages: Sequence[Mapping[str, Any]] | Messages | None = None,
+    output_messages: Sequence[Mapping[str, Any]] | Messages | None = None,
+    system_instructions: str | Sequence[Any] | None = None,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    cached_input_tokens: int | None = None,
+    reasoning_tokens: int | None = None,
+    cost_usd: float | None = None,
+    prompt_name: str | None = None,
+    prompt_version: str | int | None = None,
+    response_id: str | None = None,
+    finish_reasons: Sequence[str] | None = None,
+    parameters: Mapping[str, Any] | None = None,
+) -> None:
+    """:func:`update_current_llm` for a given span; integrations call it on spans they do not make current.
+
+    ``input_messages`` and ``output_messages`` may also be ready-made :class:`Messages` (an
+    integration's subclass that builds them on the export thread). ``where`` names the caller in
+    log lines; ``span_type`` is the ``loopwise.span.type`` to set (``"embedding"`` for embeddings).
+    """
     if not span.is_recording():
         return
     try:
@@ -170,7 +220,7 @@ def update_current_llm(
             if n is not None:
                 attrs[key] = n
             elif value is not None:
-                logger.warning("loopwise.update_current_llm: %s=%r is not a token count; ignored", key, value)
+                logger.warning("%s: %s=%r is not a token count; ignored", where, key, value)
         if cost_usd is not None:
             attrs[sc.LOOPWISE_COST_USD] = float(cost_usd)
         if finish_reasons:
@@ -182,14 +232,20 @@ def update_current_llm(
         ):
             if parameters and parameters.get(pname) is not None:
                 attrs[key] = parameters[pname]
-        attrs[sc.LOOPWISE_SPAN_TYPE] = "llm"
+        attrs[sc.LOOPWISE_SPAN_TYPE] = span_type
         span.set_attributes(attrs)
         content = content_of(span)
         if input_messages is not None:
-            content[sc.GEN_AI_INPUT_MESSAGES] = Messages(list(input_messages))
+            content[sc.GEN_AI_INPUT_MESSAGES] = (
+                input_messages if isinstance(input_messages, Messages) else Messages(list(input_messages))
+            )
         if output_messages is not None:
-            content[sc.GEN_AI_OUTPUT_MESSAGES] = Messages(list(output_messages), output=True)
+            content[sc.GEN_AI_OUTPUT_MESSAGES] = (
+                output_messages
+                if isinstance(output_messages, Messages)
+                else Messages(list(output_messages), output=True)
+            )
         if system_instructions is not None:
             content[sc.GEN_AI_SYSTEM_INSTRUCTIONS] = snapshot(system_instructions)
     except Exception:
-        logger.exception("loopwise.update_current_llm: values ignored")
+        logger.exception("%s: values ignored", where)

@@ -82,5 +82,8 @@ OPENINFERENCE_TAGS: Final = "tag.tags"
 SERVICE_NAME: Final = "service.name"
 EXCEPTION_TYPE: Final = "exception.type"
 EXCEPTION_MESSAGE: Final = "exception.message"
+# The API server an integration called (for OpenAI-compatible clients: the host of base_url).
+SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
 
 __all__ = [name for name in dir() if name.isupper()]

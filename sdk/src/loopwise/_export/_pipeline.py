@@ -75,6 +75,7 @@ class ExportPipeline:
         self._last_drop_log = 0.0
         self._backoff_s = 0.0
         self._retry_now = False
+        self._adopted = threading.Event()  # set once an earlier run's batches are in our spool
         self.spool = Spool(config.spool_dir, config.spool_max_bytes)
         self._transport = Transport(config.export_timeout_s)
         self._batcher = threading.Thread(target=self._batch_loop, name="loopwise-batcher", daemon=True)
@@ -144,7 +145,9 @@ class ExportPipeline:
         while True:
             with self._cond:
                 while not self._queue and not self._stopping and not self._flush_requests:
-                    self._cond.wait()
+                    # Producers append without the lock and notify only on a full batch, so an
+                    # idle batcher looks again each batch delay rather than waiting for a signal.
+                    self._cond.wait(self.config.batch_delay_s)
                 deadline = time.monotonic() + self.config.batch_delay_s
                 while (
                     len(self._queue) < self.config.batch_max_spans and not self._stopping and not self._flush_requests
@@ -199,7 +202,10 @@ class ExportPipeline:
 
     # --- sending thread -----------------------------------------------------------------------
     def _send_loop(self) -> None:
-        adopted = self.spool.adopt_orphans()
+        try:
+            adopted = self.spool.adopt_orphans()
+        finally:
+            self._adopted.set()
         if adopted:
             logger.info("loopwise: found %d batches spooled by an earlier run; sending them", adopted)
         last_adopt = time.monotonic()
@@ -318,7 +324,9 @@ class ExportPipeline:
 
     # --- control ------------------------------------------------------------------------------
     def _idle(self) -> bool:
-        return not self._queue and not self._batcher_busy and self.spool.pending_batches() == 0
+        if not self._adopted.is_set() or self._queue or self._batcher_busy:
+            return False
+        return self.spool.pending_batches() == 0
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued so far is delivered, or ``timeout`` passes; True if delivered."""

@@ -1,0 +1,229 @@
+"""The SDK's export pipeline against a scripted loopback server: retries, auth, rejection, caps.
+
+The pipeline is driven directly (no global tracer provider), with spans from a private SDK
+provider, so each test has its own queue, spool and threads.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+
+from loopwise import semconv as sc
+from loopwise._config import Config
+from loopwise._export._encode import Arguments, encode_batches, load_encoder
+from loopwise._export._pipeline import ExportPipeline
+from tests.support.otlp_sink import OTLPSink, attributes
+
+pytestmark = pytest.mark.integration
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+@pytest.fixture
+def sink() -> Iterator[OTLPSink]:
+    s = OTLPSink().start()
+    yield s
+    s.stop()
+
+
+def _spans(n: int, **attrs: Any) -> list[ReadableSpan]:
+    tracer = TracerProvider().get_tracer("t")
+    out = []
+    for i in range(n):
+        span = tracer.start_span(f"s{i}", attributes={"i": i, **attrs})
+        span.end()
+        out.append(span)  # an ended _Span is a ReadableSpan
+    return out
+
+
+def _pipeline(tmp_path: Path, url: str, **kw: Any) -> ExportPipeline:
+    cfg = Config(endpoint=url, api_key="lw_k", spool_dir=tmp_path / "spool", batch_delay_s=0.05, **kw)
+    return ExportPipeline(cfg)
+
+
+def _wait(cond: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def test_delivers_protobuf_gzip_with_bearer_key(tmp_path: Path, sink: OTLPSink) -> None:
+    p = _pipeline(tmp_path, sink.url)
+    for s in _spans(3):
+        p.enqueue_span(s)
+    assert p.flush(5) is True
+    rec = sink.received[0]
+    assert rec.headers["Authorization"] == "Bearer lw_k"
+    assert rec.headers["Content-Type"] == "application/x-protobuf"
+    assert rec.headers["Content-Encoding"] == "gzip"
+    assert sorted(s.name for s in sink.spans()) == ["s0", "s1", "s2"]
+    assert p.stats()["spans_delivered"] == 3
+    assert p.stats()["spool_batches"] == 0
+    p.shutdown(1)
+
+
+def test_retries_5xx_and_429_then_delivers_once(tmp_path: Path, sink: OTLPSink) -> None:
+    sink.answer(503, times=2)
+    sink.answer(429, Retry_After="1")
+    p = _pipeline(tmp_path, sink.url)
+    for s in _spans(5):
+        p.enqueue_span(s)
+    t0 = time.monotonic()
+    _wait(lambda: len(sink.spans()) == 5, timeout=20)
+    assert time.monotonic() - t0 >= 1.0  # Retry-After was honoured
+    assert p.stats()["export_errors"] == 3
+    assert p.flush(2) is True
+    assert len(sink.spans()) == 5  # exactly once
+    p.shutdown(1)
+
+
+def test_unreachable_collector_spools_and_flush_is_bounded(tmp_path: Path) -> None:
+    p = _pipeline(tmp_path, "http://127.0.0.1:9")
+    for s in _spans(10):
+        p.enqueue_span(s)
+    t0 = time.monotonic()
+    assert p.flush(0.5) is False
+    assert time.monotonic() - t0 < 1.5
+    st = p.stats()
+    assert st["state"] == "retry"
+    assert st["spool_items"] == 10
+    assert list(Path(st["spool_dir"]).glob("*.spans.10.0"))  # on disk, not in memory
+    p.shutdown(0.1)
+
+
+def test_401_logs_one_actionable_error_and_keeps_spooling(
+    tmp_path: Path, sink: OTLPSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    sink.answer(401, times=3)
+    p = _pipeline(tmp_path, sink.url)
+    with caplog.at_level(logging.ERROR, logger="loopwise"):
+        for s in _spans(2):
+            p.enqueue_span(s)
+        _wait(lambda: p.stats()["export_errors"] >= 3, timeout=20)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert "LOOPWISE_API_KEY" in errors[0] and "rejected the API key" in errors[0]
+    assert "lw_k" not in caplog.text  # the key itself is never logged
+    assert p.stats()["state"] == "auth"
+    assert p.flush(10) is True  # the 4th answer is a 200: the spooled spans went out
+    assert len(sink.spans()) == 2
+    p.shutdown(1)
+
+
+def test_permanent_4xx_sets_batch_aside_never_deletes(tmp_path: Path, sink: OTLPSink) -> None:
+    sink.answer(400)
+    p = _pipeline(tmp_path, sink.url)
+    for s in _spans(4):
+        p.enqueue_span(s)
+    _wait(lambda: p.stats()["items_rejected"] == 4)
+    rejected = list((tmp_path / "spool" / "rejected").iterdir())
+    assert len(rejected) == 1
+    assert gzip.decompress(rejected[0].read_bytes())  # the batch as it was sent
+    assert p.flush(2) is True  # nothing left to deliver
+    p.shutdown(1)
+
+
+def test_score_waits_for_its_trace_then_is_sent(tmp_path: Path, sink: OTLPSink) -> None:
+    sink.answer(404, body={"error": {"code": "not_found", "message": "trace not found"}})
+    p = _pipeline(tmp_path, sink.url)
+    p.enqueue_score({"id": "s1", "trace_id": TRACE, "name": "thumbs", "value": 1.0, "source": "human"})
+    _wait(lambda: len(sink.scores()) == 1, timeout=10)
+    assert sink.scores()[0]["name"] == "thumbs"
+    p.shutdown(1)
+
+
+def test_spans_queued_before_a_score_are_sent_before_it(tmp_path: Path, sink: OTLPSink) -> None:
+    p = _pipeline(tmp_path, sink.url)
+    for s in _spans(3):
+        p.enqueue_span(s)
+    p.enqueue_score({"id": "s1", "trace_id": TRACE, "name": "thumbs", "value": 0.0, "source": "human"})
+    assert p.flush(5) is True
+    assert [r.path for r in sink.received] == ["/v1/traces", "/api/v1/scores"]
+    p.shutdown(1)
+
+
+def test_spool_cap_drops_oldest_and_counts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    p = _pipeline(tmp_path, "http://127.0.0.1:9", spool_max_bytes=6000, batch_max_spans=10)
+    with caplog.at_level(logging.WARNING, logger="loopwise"):
+        for _ in range(10):
+            for s in _spans(10, payload="x" * 300):
+                p.enqueue_span(s)
+            p.flush(0.05)
+    st = p.stats()
+    assert st["items_dropped_spool_full"] > 0
+    assert st["spool_bytes"] <= 6000
+    assert st["spool_items"] + st["items_dropped_spool_full"] == 100  # nothing unaccounted for
+    assert "dropped the oldest" in caplog.text
+    p.shutdown(0.1)
+
+
+def test_full_queue_blocks_at_most_block_timeout_then_drops(tmp_path: Path) -> None:
+    cfg = Config(
+        endpoint="http://127.0.0.1:9", spool_dir=tmp_path, max_queue_size=5, block_timeout_s=0.05, batch_delay_s=5
+    )
+    p = ExportPipeline(cfg)
+    p._batcher_busy = True  # stall the batcher: hold its condition so it cannot drain
+    with p._cond:
+        t0 = time.monotonic()
+        for s in _spans(8):
+            p.enqueue_span(s)
+        elapsed = time.monotonic() - t0
+    assert p.stats()["spans_dropped_queue_full"] == 3
+    assert elapsed < 3 * 0.05 + 0.5
+    p._batcher_busy = False
+    p.shutdown(0.1)
+
+
+def test_new_pipeline_adopts_a_dead_runs_spool(tmp_path: Path, sink: OTLPSink) -> None:
+    dead = _pipeline(tmp_path, "http://127.0.0.1:9")
+    for s in _spans(7):
+        dead.enqueue_span(s)
+    dead.flush(0.3)
+    dead.shutdown(0.1)  # its directory stays, with the lock released
+    alive = _pipeline(tmp_path, sink.url)
+    assert alive.flush(5) is True
+    assert len(sink.spans()) == 7
+    assert [d.name for d in (tmp_path / "spool").iterdir() if d.name != "rejected"] == [alive.spool.dir.name]
+    alive.shutdown(1)
+
+
+def test_encoding_adds_redacted_truncated_content(tmp_path: Path) -> None:
+    import inspect
+
+    def fn(question: str, context: list[str]) -> None: ...
+
+    cfg = Config(redact=(lambda t: t.replace("secret", "[X]"),), max_content_bytes=64)
+    span = _spans(1)[0]
+    content = {
+        sc.LOOPWISE_INPUT: Arguments(inspect.signature(fn), ("the secret plan", ["a" * 100]), {}),
+        sc.LOOPWISE_OUTPUT: "short secret",
+    }
+    [(count, body)] = list(encode_batches([(span, content)], cfg, load_encoder()))
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    req = ExportTraceServiceRequest.FromString(gzip.decompress(body))
+    attrs = attributes(req.resource_spans[0].scope_spans[0].spans[0])
+    assert attrs[sc.LOOPWISE_INPUT].startswith('{"question": "the [X] plan", "context": ["aaa')
+    assert len(attrs[sc.LOOPWISE_INPUT].encode()) <= 64
+    assert attrs[sc.LOOPWISE_OUTPUT] == "short [X]"
+    assert attrs[sc.LOOPWISE_TRUNCATED] is True
+    assert count == 1
+
+
+def test_capture_content_false_drops_every_content_attribute() -> None:
+    from loopwise._export._encode import finish_attributes
+
+    span = _spans(1, **{sc.INPUT_VALUE: "hi", "gen_ai.prompt.0.content": "hi", "keep": 1})[0]
+    attrs = finish_attributes(span, {sc.LOOPWISE_OUTPUT: "x"}, Config(capture_content=False))
+    assert sc.INPUT_VALUE not in attrs and "gen_ai.prompt.0.content" not in attrs
+    assert sc.LOOPWISE_OUTPUT not in attrs
+    assert attrs["keep"] == 1

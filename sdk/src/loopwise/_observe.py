@@ -161,7 +161,8 @@ def observe(
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
-            span_name = name or getattr(fn, "__qualname__", None) or repr(fn)
+            # Class.method reads well; test_x.<locals>.handler does not, so local functions keep their own name.
+            span_name = name or (getattr(fn, "__qualname__", None) or repr(fn)).rsplit("<locals>.", 1)[-1]
             return _wrap(fn, span_name, as_type, capture_input, capture_output)
         except Exception:  # an object inspect cannot handle: leave it undecorated
             logger.exception("loopwise.observe: cannot decorate %r; it runs untraced", fn)

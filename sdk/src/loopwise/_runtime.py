@@ -104,6 +104,9 @@ class Runtime:
                 else:
                     self._stop_pipeline(old, timeout=0.0)
             self.tracer = self._attach(cfg)
+            # Started now, not on the first span: batches an earlier run spooled during an outage
+            # are sent as soon as the app starts, even if it never traces anything.
+            self.start_pipeline()
             if not self._atexit:
                 atexit.register(self._at_exit)
                 self._atexit = True

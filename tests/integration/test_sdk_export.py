@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 
 from loopwise import semconv as sc
 from loopwise._config import Config
-from loopwise._export._encode import Arguments, encode_batches, load_encoder
+from loopwise._export._encode import Arguments, encode_batches
 from loopwise._export._pipeline import ExportPipeline
 from tests.support.otlp_sink import OTLPSink, attributes
 
@@ -207,7 +207,7 @@ def test_encoding_adds_redacted_truncated_content(tmp_path: Path) -> None:
         sc.LOOPWISE_INPUT: Arguments(inspect.signature(fn), ("the secret plan", ["a" * 100]), {}),
         sc.LOOPWISE_OUTPUT: "short secret",
     }
-    [(count, body)] = list(encode_batches([(span, content)], cfg, load_encoder()))
+    [(count, body)] = list(encode_batches([(span, content)], cfg))
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     req = ExportTraceServiceRequest.FromString(gzip.decompress(body))

@@ -1,14 +1,14 @@
 """Ended spans to an OTLP/HTTP protobuf body, on the export thread.
 
 This is where captured content becomes attributes: the snapshot the app's thread took is
-serialised, redacted and truncated here, then the span is encoded with the stock OTLP encoder
-(from the ``[otlp]`` extra, imported on first use so ``import loopwise`` stays light).
+serialised, redacted and truncated here, then the span is written in the OTLP wire format by
+:mod:`loopwise._export._otlp`.
 """
 
 from __future__ import annotations
 
 import gzip
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from loopwise import semconv as sc
 from loopwise._config import Config
 from loopwise._content import bind_arguments, finish_text, snapshot, to_genai_messages, to_text
+from loopwise._export._otlp import encode_request
 
 # Keys whose values are prompt or response text: redacted and truncated, or dropped entirely
 # with capture_content=False, whichever instrumentation set them.
@@ -97,44 +98,17 @@ def finish_attributes(span: ReadableSpan, content: dict[str, Any] | None, config
     return attrs
 
 
-def _finished(span: ReadableSpan, content: dict[str, Any] | None, config: Config) -> ReadableSpan:
-    return ReadableSpan(
-        name=span.name,
-        context=span.context,
-        parent=span.parent,
-        resource=span.resource,
-        attributes=finish_attributes(span, content, config),
-        events=span.events,
-        links=span.links,
-        kind=span.kind,
-        status=span.status,
-        start_time=span.start_time,
-        end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
-    )
-
-
-Encoder = Callable[[Sequence[ReadableSpan]], Any]
-
-
-def load_encoder() -> Encoder:
-    """The stock OTLP span encoder; raises ``ImportError`` without the ``[otlp]`` extra."""
-    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-
-    return encode_spans
-
-
 def encode_batches(
-    spans: Sequence[tuple[ReadableSpan, dict[str, Any] | None]], config: Config, encode: Encoder
+    spans: Sequence[tuple[ReadableSpan, dict[str, Any] | None]], config: Config
 ) -> Iterator[tuple[int, bytes]]:
     """Gzipped OTLP bodies for ``(span, content)`` pairs: (span count, body), each under the cap."""
-    finished = [_finished(s, c, config) for s, c in spans]
-    pending = [finished]
+    pending = [[(s, finish_attributes(s, c, config)) for s, c in spans]]
     while pending:
         part = pending.pop()
-        raw = encode(part).SerializeToString()
+        raw = encode_request(part)
         if len(raw) > MAX_BODY_BYTES and len(part) > 1:
             mid = len(part) // 2
             pending.extend((part[mid:], part[:mid]))  # first half popped first: order kept
             continue
-        yield len(part), gzip.compress(raw, compresslevel=5)
+        # Level 1: prompts compress well even so, and the export thread shares the GIL with the app.
+        yield len(part), gzip.compress(raw, compresslevel=1)

@@ -24,7 +24,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 
 from loopwise._config import Config
-from loopwise._export._encode import encode_batches, load_encoder
+from loopwise._export._encode import encode_batches
 from loopwise._export._spool import KIND_SCORE, KIND_SPANS, Batch, Spool
 from loopwise._export._transport import Outcome, Transport, Verdict
 
@@ -65,7 +65,7 @@ class ExportPipeline:
         self._spans_queued = 0
         self._scores_queued = 0
         self._dropped_queue_full = 0
-        self._dropped_no_encoder = 0
+        self._dropped_internal = 0
         self._delivered_spans = 0
         self._delivered_scores = 0
         self._rejected_items = 0
@@ -134,14 +134,6 @@ class ExportPipeline:
 
     # --- batching thread ----------------------------------------------------------------------
     def _batch_loop(self) -> None:
-        try:
-            encode = load_encoder()
-        except ImportError:
-            logger.error(
-                "loopwise: exporting needs the OTLP encoder from the [otlp] extra: pip install 'loopwise[otlp]'. "
-                "Spans are dropped until it is installed."
-            )
-            encode = None
         while True:
             with self._cond:
                 while not self._queue and not self._stopping and not self._flush_requests:
@@ -165,10 +157,10 @@ class ExportPipeline:
             with self._room:
                 self._room.notify_all()
             try:
-                self._spool_items(items, encode)
+                self._spool_items(items)
             except Exception:  # a bug must not stop the export; the batch is counted as dropped
                 logger.exception("loopwise: internal error while batching %d items", len(items))
-                self._dropped_no_encoder += len(items)
+                self._dropped_internal += len(items)
             with self._cond:
                 self._batcher_busy = False
                 self._flush_requests -= flushes
@@ -176,19 +168,16 @@ class ExportPipeline:
                 if self._stopping and not self._queue:
                     return
 
-    def _spool_items(self, items: list[Any], encode: Any) -> None:
+    def _spool_items(self, items: list[Any]) -> None:
         spans: list[tuple[ReadableSpan, dict[str, Any] | None]] = []
 
         def spool_spans() -> None:
             if not spans:
                 return
-            if encode is None:
-                self._dropped_no_encoder += len(spans)
-            else:
-                for start in range(0, len(spans), self.config.batch_max_spans):
-                    chunk = spans[start : start + self.config.batch_max_spans]
-                    for count, body in encode_batches(chunk, self.config, encode):
-                        self.spool.put(KIND_SPANS, count, body)
+            for start in range(0, len(spans), self.config.batch_max_spans):
+                chunk = spans[start : start + self.config.batch_max_spans]
+                for count, body in encode_batches(chunk, self.config):
+                    self.spool.put(KIND_SPANS, count, body)
             spans.clear()
 
         for item in items:
@@ -372,7 +361,7 @@ class ExportPipeline:
             "spans_queued": self._spans_queued,
             "spans_delivered": self._delivered_spans,
             "spans_dropped_queue_full": self._dropped_queue_full,
-            "spans_dropped_no_encoder": self._dropped_no_encoder,
+            "items_dropped_internal_error": self._dropped_internal,
             "scores_queued": self._scores_queued,
             "scores_delivered": self._delivered_scores,
             "items_dropped_spool_full": self.spool.dropped_items,

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.clickhouse_http import ClickHouseHTTPServer
+from tests.support.openai_server import OpenAIServer
+from tests.support.tiny_gpt2 import build_tiny_gpt2
 
 BACKENDS = ("chdb", "http")
 
@@ -68,3 +70,30 @@ def store_dsn(request: pytest.FixtureRequest, chdb_dir: Path) -> str:
     if request.param == "chdb":
         return chdb_dsn(chdb_dir)
     return http_dsn(request.getfixturevalue("clickhouse_http"))
+
+
+@pytest.fixture(scope="session")
+def openai_server() -> Iterator[OpenAIServer]:
+    """A session-wide fake OpenAI API on loopback (`tests/support/openai_server.py`).
+
+    Shared, so its knobs and request log outlive a test: a test that sets knobs, injects failures or reads
+    `requests` should call `openai_server.reset()` first.
+    """
+    with OpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A tiny GPT-2 checkpoint directory, built offline once per session (`tests/support/tiny_gpt2.py`).
+
+    Offline mode stays on for the rest of the session, so a test that mistypes the path fails fast instead of
+    trying the Hub. huggingface_hub reads HF_HUB_OFFLINE once, at import, so its module flag is set as well.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.setenv("TRANSFORMERS_OFFLINE", "1")
+        import huggingface_hub.constants
+
+        patch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+        yield build_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2"))

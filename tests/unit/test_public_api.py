@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 
@@ -23,6 +24,30 @@ def test_collector_public_api() -> None:
         assert getattr(loopwise_collector, name).__doc__, f"{name} needs a docstring"
 
 
+def test_sdk_public_api() -> None:
+    import loopwise
+
+    assert sorted(loopwise.__all__) == [
+        "SpanType", "__version__", "configure", "flush", "get_current_span_id", "get_current_trace_id", "observe",
+        "propagate", "redact_card_numbers", "redact_emails", "redact_phone_numbers", "score", "semconv", "shutdown",
+        "stats", "update_current_llm", "update_current_span",
+    ]  # fmt: skip
+    for name in loopwise.__all__:
+        obj = getattr(loopwise, name)
+        if inspect.isfunction(obj):
+            assert obj.__doc__ and "Example" in obj.__doc__, f"loopwise.{name} needs a docstring with an example"
+
+
+def test_sdk_integrations_public_api() -> None:
+    from loopwise.integrations import openai, transformers
+
+    assert sorted(openai.__all__) == ["instrument", "uninstrument"]
+    assert sorted(transformers.__all__) == ["TracedPipeline", "wrap_pipeline"]
+    for module in (openai, transformers):
+        for name in module.__all__:
+            assert getattr(module, name).__doc__, f"{module.__name__}.{name} needs a docstring"
+
+
 def test_store_public_api() -> None:
     for name in loopwise_collector.store.__all__:
         assert hasattr(loopwise_collector.store, name)
@@ -33,6 +58,10 @@ def test_sdk_import_is_light() -> None:
         "import sys, loopwise, loopwise.semconv; heavy = {'httpx', 'requests', 'google.protobuf', 'pydantic', "
         "'numpy', 'torch', 'clickhouse_connect'}; print(sorted(heavy & set(sys.modules)))"
     )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    # Integrations load their client library only when imported themselves.
+    code = "import sys, loopwise; print(sorted({'openai', 'transformers'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

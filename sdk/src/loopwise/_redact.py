@@ -51,7 +51,12 @@ def redact_phone_numbers(text: str) -> str:
         >>> redact_phone_numbers("call +1 415-555-0132 or (020) 7946 0958, order 20261122")
         'call [REDACTED_PHONE] or [REDACTED_PHONE], order 20261122'
     """
-    return _PHONE.sub("[REDACTED_PHONE]", text)
+
+    def sub(m: re.Match[str]) -> str:
+        digits = sum(ch.isdigit() for ch in m.group())
+        return "[REDACTED_PHONE]" if 7 <= digits <= 15 else m.group()  # E.164 allows at most 15
+
+    return _PHONE.sub(sub, text)
 
 
 def redact_card_numbers(text: str) -> str:

@@ -227,3 +227,22 @@ def test_capture_content_false_drops_every_content_attribute() -> None:
     assert sc.INPUT_VALUE not in attrs and "gen_ai.prompt.0.content" not in attrs
     assert sc.LOOPWISE_OUTPUT not in attrs
     assert attrs["keep"] == 1
+
+
+def test_missing_key_is_one_log_line_not_an_exception(
+    tmp_path: Path, sink: OTLPSink, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loopwise._runtime import Runtime
+
+    monkeypatch.delenv("LOOPWISE_API_KEY", raising=False)
+    sink.answer(401, times=5)
+    rt = Runtime()  # a private runtime: the same code path as loopwise.configure, without global state
+    with caplog.at_level(logging.WARNING, logger="loopwise"):
+        rt.configure({"endpoint": sink.url, "spool_dir": tmp_path, "batch_delay_s": 0.05})
+        rt.pipeline.enqueue_span(_spans(1)[0])
+        _wait(lambda: rt.stats()["export_errors"] >= 2)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1, lines
+    assert "no API key" in lines[0] and "LOOPWISE_API_KEY" in lines[0]
+    assert rt.stats()["state"] == "auth" and rt.stats()["spool_items"] == 1
+    rt.shutdown(0.1)

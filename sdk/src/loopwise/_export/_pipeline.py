@@ -265,17 +265,17 @@ class ExportPipeline:
             return self._reject(batch, outcome, not_before)
         # RETRY, AUTH, or a 404 on the traces path (a wrong endpoint): keep the batch, back off.
         if v is Verdict.AUTH:
-            if self._state != "auth":
-                key = "no API key is configured" if not self.config.api_key else "the collector rejected the API key"
+            # Without a key, configure() has already said so; one line is enough.
+            if self._state != "auth" and self.config.api_key:
                 logger.error(
                     "loopwise: %s (HTTP %s: %s). Set LOOPWISE_API_KEY or loopwise.configure(api_key=...) to a key "
                     "of your project (`loopwise up` prints one). Spans keep spooling in %s until then.",
-                    key,
+                    "the collector rejected the API key",
                     outcome.status,
                     outcome.detail,
                     self.spool.dir or "memory",
                 )
-                self._state = "auth"
+            self._state = "auth"
             cap = _AUTH_BACKOFF_MAX_S
         else:
             if self._state != "retry":

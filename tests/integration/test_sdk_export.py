@@ -246,3 +246,25 @@ def test_missing_key_is_one_log_line_not_an_exception(
     assert "no API key" in lines[0] and "LOOPWISE_API_KEY" in lines[0]
     assert rt.stats()["state"] == "auth" and rt.stats()["spool_items"] == 1
     rt.shutdown(0.1)
+
+
+def test_forked_child_exports_through_its_own_pipeline(tmp_path: Path, sink: OTLPSink) -> None:
+    import subprocess
+    import sys
+
+    # Servers that fork workers after importing the app (gunicorn --preload) must keep tracing.
+    code = f"""
+import os, loopwise
+loopwise.configure(endpoint={sink.url!r}, api_key="k", spool_dir={str(tmp_path)!r}, batch_delay_s=0.05)
+loopwise.observe(name="parent-before-fork")(lambda: None)()
+pid = os.fork()
+if pid == 0:
+    loopwise.observe(name="child")(lambda: None)()
+    os._exit(0 if loopwise.flush(10) else 1)
+_, status = os.waitpid(pid, 0)
+loopwise.observe(name="parent-after-fork")(lambda: None)()
+print(os.waitstatus_to_exitcode(status), loopwise.flush(10))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["0", "True"], out.stderr
+    assert sorted(s.name for s in sink.spans()) == ["child", "parent-after-fork", "parent-before-fork"]

@@ -357,3 +357,19 @@ print(sorted(s.name for s in mine.get_finished_spans()), loopwise.stats()["spans
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.split("\n")[0] == "['<lambda>', 'app-span'] 2"
+
+
+def test_update_current_llm_keeps_a_specific_span_type(spans: InMemorySpanExporter) -> None:
+    @loopwise.observe(as_type="embedding")
+    def embed(texts: list[str]) -> list[list[float]]:
+        loopwise.update_current_llm(model="text-embedding-3-small", provider="openai", input_tokens=8)
+        return [[0.0]]
+
+    @loopwise.observe
+    def plain() -> None:
+        loopwise.update_current_llm(model="gpt-4o-mini")
+
+    embed(["a"])
+    plain()
+    types = {s.name: s.attributes[sc.LOOPWISE_SPAN_TYPE] for s in spans.get_finished_spans()}
+    assert types == {"embed": "embedding", "plain": "llm"}

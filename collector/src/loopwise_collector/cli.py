@@ -1,4 +1,4 @@
-"""The ``loopwise`` command: ``up`` and ``collector`` (more parts join ``up`` as they land).
+"""The ``loopwise`` command: ``up``, ``collector`` and ``demo`` (more parts join ``up`` as they land).
 
 Options also read ``LOOPWISE_*`` environment variables (via :class:`Settings`); flags win.
 """
@@ -43,16 +43,31 @@ def local_credentials(data_dir: Path) -> tuple[str, str]:
         >>> project, key.startswith("lw_")
         ('default', True)
     """
+    stored = stored_credentials(data_dir)
+    if stored is not None:
+        return stored
     path = data_dir / "credentials.json"
-    if path.exists():
-        data = json.loads(path.read_text())
-        return data["project"], data["api_key"]
     data_dir.mkdir(parents=True, exist_ok=True)
     key = "lw_" + secrets.token_urlsafe(24)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump({"project": DEFAULT_PROJECT, "api_key": key}, fh)
     return DEFAULT_PROJECT, key
+
+
+def stored_credentials(data_dir: Path) -> tuple[str, str] | None:
+    """The project and key ``loopwise up`` keeps under ``data_dir``, or ``None`` before its first run.
+
+    Example:
+        >>> import tempfile
+        >>> stored_credentials(Path(tempfile.mkdtemp())) is None
+        True
+    """
+    path = data_dir / "credentials.json"
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    return data["project"], data["api_key"]
 
 
 def _serve(settings: Settings, banner: str | None) -> None:
@@ -148,6 +163,103 @@ def up(host: str | None, port: int | None, data_dir: Path | None, store: str | N
         ]
     )
     _serve(settings, banner=banner)
+
+
+@main.command()
+@click.option("--traces", type=click.IntRange(min=1), default=200, show_default=True, help="Requests to simulate.")
+@click.option(
+    "--endpoint",
+    envvar="LOOPWISE_ENDPOINT",
+    default=None,
+    help="Collector URL [LOOPWISE_ENDPOINT, default http://<LOOPWISE_HOST>:<LOOPWISE_PORT>].",
+)
+@click.option(
+    "--api-key",
+    envvar="LOOPWISE_API_KEY",
+    default=None,
+    help="Project key [LOOPWISE_API_KEY, default: the one `loopwise up` keeps in the data dir].",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where `loopwise up` keeps credentials.json [LOOPWISE_DATA_DIR].",
+)
+@click.option("--seed", type=int, default=None, help="Same seed, same content. Default: random.")
+@click.option(
+    "--concurrency", type=click.IntRange(1, 64), default=4, show_default=True, help="Sessions in flight at once."
+)
+@click.option(
+    "--error-rate",
+    type=click.FloatRange(0, 1),
+    default=0.08,
+    show_default=True,
+    help="Share of requests that hit a fault (tool timeout, rate limit, ...).",
+)
+@click.option(
+    "--feedback-rate",
+    type=click.FloatRange(0, 1),
+    default=0.1,
+    show_default=True,
+    help="Share of requests that get human feedback (thumbs up/down or a 1-5 rating).",
+)
+@click.option(
+    "--latency-scale",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Multiplies the simulated latencies (a few ms per step); 0 sends as fast as possible.",
+)
+@click.option(
+    "--flush-timeout",
+    type=click.FloatRange(min=0),
+    default=15.0,
+    show_default=True,
+    help="At the end, give up delivering after this many seconds without progress.",
+)
+@click.pass_context
+def demo(
+    ctx: click.Context, traces: int, endpoint: str | None, api_key: str | None, data_dir: Path | None,
+    seed: int | None, concurrency: int, error_rate: float, feedback_rate: float, latency_scale: float,
+    flush_timeout: float,
+) -> None:  # fmt: skip
+    """Send realistic sample traffic through the Loopwise SDK to a running collector.
+
+    A simulated support app (chat agent, docs search, ticket triage) traces multi-step requests with
+    several models and providers, users, sessions, A/B variants, errors and human feedback. Exits
+    non-zero when the collector is unreachable, refuses the key, or not everything was delivered.
+
+    Example: loopwise demo --traces 50 --seed 7
+    """
+    from loopwise_collector.demo import DemoOptions
+    from loopwise_collector.demo._command import send
+
+    settings = _settings(data_dir=data_dir)
+    if endpoint is None:
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host  # noqa: S104 - not a bind
+        endpoint = f"http://{host}:{settings.port}"
+    endpoint = endpoint.strip().rstrip("/").removesuffix("/v1/traces")
+    if not endpoint.startswith(("http://", "https://")):
+        raise click.BadParameter(f"{endpoint!r} is not a URL like http://127.0.0.1:4318", param_hint="--endpoint")
+    key_shown = api_key or ""
+    if api_key is None:
+        stored = stored_credentials(settings.data_dir)
+        if stored is None:
+            raise click.ClickException(
+                f"no API key: pass --api-key, set LOOPWISE_API_KEY, or run `loopwise up` first, which keeps one in "
+                f"{settings.data_dir / 'credentials.json'} (use --data-dir or LOOPWISE_DATA_DIR if it runs elsewhere)."
+            )
+        api_key = key_shown = stored[1]
+    elif ctx.get_parameter_source("api_key") is click.core.ParameterSource.ENVIRONMENT:
+        key_shown = "$LOOPWISE_API_KEY"
+    # The SDK reads LOOPWISE_SPOOL_DIR itself; otherwise keep demo batches next to the local stack's data.
+    spool_dir = None if os.environ.get("LOOPWISE_SPOOL_DIR") else settings.data_dir / "demo-spool"
+    options = DemoOptions(
+        traces=traces, seed=secrets.randbelow(10_000) if seed is None else seed, concurrency=concurrency,
+        error_rate=error_rate, feedback_rate=feedback_rate, latency_scale=latency_scale,
+    )  # fmt: skip
+    send(options, endpoint=endpoint, api_key=api_key, key_shown=key_shown, spool_dir=spool_dir,
+         flush_timeout=flush_timeout)  # fmt: skip
 
 
 if __name__ == "__main__":  # pragma: no cover

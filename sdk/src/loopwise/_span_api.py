@@ -232,7 +232,11 @@ def set_llm_attributes(
         ):
             if parameters and parameters.get(pname) is not None:
                 attrs[key] = parameters[pname]
-        attrs[sc.LOOPWISE_SPAN_TYPE] = span_type
+        # A span the caller already typed as something specific (an @observe(as_type="embedding")
+        # that reports its model and tokens) keeps its type; a plain span becomes an LLM span.
+        current = getattr(span, "attributes", None) or {}
+        if current.get(sc.LOOPWISE_SPAN_TYPE) in (None, "span"):
+            attrs[sc.LOOPWISE_SPAN_TYPE] = span_type
         span.set_attributes(attrs)
         content = content_of(span)
         if input_messages is not None:

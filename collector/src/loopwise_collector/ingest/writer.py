@@ -4,7 +4,8 @@ Requests hand their records to :meth:`BatchWriter.submit` and wait on the return
 background thread gathers records from concurrent requests into one insert, flushing when
 ``batch_rows`` have gathered or the oldest has waited ``max_delay``; under load that gives inserts
 of at least ``batch_rows`` rows (ClickHouse wants few large inserts), and no record waits longer
-than ``max_delay`` plus one insert.
+than ``max_delay`` plus one insert. After a quiet spell a request is written at once, so a lone
+request at low load is not held for ``max_delay``.
 
 When an insert fails the batch goes to the spool and the writer turns *degraded*: new batches go
 straight to the spool, so replay keeps arrival order, and a replay thread drains the spool, oldest
@@ -64,6 +65,7 @@ class BatchWriter:
         self.metrics = metrics
         self.batch_rows = batch_rows
         self.max_delay = max_delay
+        self._last_insert = 0.0  # monotonic time the last batch was taken for writing
         self.retry_initial = retry_initial
         self.retry_max = retry_max
         self.max_rejections = max_rejections
@@ -126,8 +128,13 @@ class BatchWriter:
         with self._cond:
             while True:
                 if self._pending:
-                    waited = time.monotonic() - self._pending[0].since
-                    if self._stopping or self._pending_rows >= self.batch_rows or waited >= self.max_delay:
+                    now = time.monotonic()
+                    waited = now - self._pending[0].since
+                    # After a quiet spell (no insert for max_delay) write at once: a lone request,
+                    # such as a score, need not wait for company that is not coming. Inserts still
+                    # come at most about once per max_delay unless batch_rows fill up first.
+                    idle = now - self._last_insert >= self.max_delay
+                    if self._stopping or self._pending_rows >= self.batch_rows or waited >= self.max_delay or idle:
                         batch, self._pending, self._pending_rows = self._pending, [], 0
                         return batch
                     self._cond.wait(self.max_delay - waited)
@@ -141,6 +148,7 @@ class BatchWriter:
             batch = self._take_batch()
             if not batch:
                 return
+            self._last_insert = time.monotonic()
             for kind in ("spans", "scores"):
                 items = [p for p in batch if p.kind == kind]
                 if items:

@@ -162,7 +162,7 @@ def test_outage_spool_is_delivered_by_the_next_process(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     assert time.monotonic() - t0 < 30  # the exit-time flush is bounded (1 s here)
     assert "stay in" in first.stderr  # it said where the undelivered spans are
-    spooled = [f for d in (tmp_path / "spool").iterdir() for f in d.iterdir() if ".spans." in f.name]
+    spooled = list((tmp_path / "spool").rglob("*.spans.*"))
     assert sum(int(f.name.split(".")[2]) for f in spooled) == 2000
     collector = _collector(tmp_path, port=port)
     collector.start()
@@ -172,6 +172,6 @@ def test_outage_spool_is_delivered_by_the_next_process(tmp_path: Path) -> None:
         assert _last_json(second.stdout)["spans_delivered"] == 2000
         assert _summary(collector.url)["span_count"] == 2000
         assert _spans_received(collector.url) == 2000
-        assert not [f for d in (tmp_path / "spool").iterdir() for f in d.iterdir() if ".spans." in f.name]
+        assert not list((tmp_path / "spool").rglob("*.spans.*"))
     finally:
         collector.stop()

@@ -125,10 +125,11 @@ def test_permanent_4xx_sets_batch_aside_never_deletes(tmp_path: Path, sink: OTLP
     for s in _spans(4):
         p.enqueue_span(s)
     _wait(lambda: p.stats()["items_rejected"] == 4)
-    rejected = list((tmp_path / "spool" / "rejected").iterdir())
+    rejected = list((p.spool.root / "rejected").iterdir())
     assert len(rejected) == 1
     assert gzip.decompress(rejected[0].read_bytes())  # the batch as it was sent
-    assert p.flush(2) is True  # nothing left to deliver
+    assert p.flush(2) is False  # refused is not delivered
+    assert p.stats()["spool_batches"] == 0
     p.shutdown(1)
 
 
@@ -184,15 +185,18 @@ def test_full_queue_blocks_at_most_block_timeout_then_drops(tmp_path: Path) -> N
 
 
 def test_new_pipeline_adopts_a_dead_runs_spool(tmp_path: Path, sink: OTLPSink) -> None:
-    dead = _pipeline(tmp_path, "http://127.0.0.1:9")
+    sink.answer(503, times=1000)  # the collector is down while the first run lives
+    dead = _pipeline(tmp_path, sink.url)
     for s in _spans(7):
         dead.enqueue_span(s)
     dead.flush(0.3)
     dead.shutdown(0.1)  # its directory stays, with the lock released
+    sink.script.clear()
     alive = _pipeline(tmp_path, sink.url)
     assert alive.flush(5) is True
     assert len(sink.spans()) == 7
-    assert [d.name for d in (tmp_path / "spool").iterdir() if d.name != "rejected"] == [alive.spool.dir.name]
+    assert alive.spool.dir is not None and dead.spool.root == alive.spool.root
+    assert [d.name for d in alive.spool.root.iterdir()] == [alive.spool.dir.name]
     alive.shutdown(1)
 
 
@@ -268,3 +272,37 @@ print(os.waitstatus_to_exitcode(status), loopwise.flush(10))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["0", "True"], out.stderr
     assert sorted(s.name for s in sink.spans()) == ["child", "parent-after-fork", "parent-before-fork"]
+
+
+def test_spooled_batches_only_go_to_the_endpoint_and_key_they_were_for(tmp_path: Path, sink: OTLPSink) -> None:
+    other = ExportPipeline(Config(endpoint="http://127.0.0.1:9", api_key="lw_other_project", spool_dir=tmp_path))
+    other.enqueue_span(_spans(1)[0])
+    other.flush(0.3)
+    other.shutdown(0.1)
+    mine = ExportPipeline(Config(endpoint=sink.url, api_key="lw_k", spool_dir=tmp_path, batch_delay_s=0.05))
+    assert mine.flush(3) is True
+    assert sink.spans() == []  # another project's spans are never sent with this key
+    assert other.spool.pending_items() == 1 or any(other.spool.root.rglob("*.spans.*"))
+    mine.shutdown(0.1)
+
+
+def test_flush_is_false_when_a_batch_was_refused(tmp_path: Path, sink: OTLPSink) -> None:
+    sink.answer(400)
+    p = _pipeline(tmp_path, sink.url)
+    p.enqueue_span(_spans(1)[0])
+    assert p.flush(5) is False
+    p.enqueue_span(_spans(1)[0])
+    assert p.flush(5) is True  # the next flush reports only what happened since
+    p.shutdown(0.1)
+
+
+def test_wrong_endpoint_path_keeps_spooling(tmp_path: Path, sink: OTLPSink, caplog: pytest.LogCaptureFixture) -> None:
+    sink.answer(405, times=2)
+    p = _pipeline(tmp_path, sink.url)
+    with caplog.at_level(logging.WARNING, logger="loopwise"):
+        p.enqueue_span(_spans(1)[0])
+        _wait(lambda: p.stats()["export_errors"] >= 1)
+    assert "base URL" in caplog.text
+    assert p.stats()["items_rejected"] == 0
+    assert p.flush(10) is True
+    p.shutdown(0.1)

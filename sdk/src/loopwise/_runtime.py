@@ -82,11 +82,13 @@ class Runtime:
         self.processor = LoopwiseSpanProcessor(self)
         self._lock = threading.RLock()
         self._atexit = False
+        self._explicit: set[str] = set()
 
     def configure(self, overrides: dict[str, Any]) -> None:
         with self._lock:
             old = self.config
             cfg = resolve(overrides)
+            self._explicit = set(overrides)
             self.config = cfg
             self.configured = True
             if not cfg.enabled:
@@ -99,7 +101,9 @@ class Runtime:
                     cfg.spool_dir,
                 )
             if self.pipeline is not None:
-                if (old.spool_dir, old.spool_max_bytes) == (cfg.spool_dir, cfg.spool_max_bytes):
+                from loopwise._export._pipeline import spool_root
+
+                if (spool_root(old), old.spool_max_bytes) == (spool_root(cfg), cfg.spool_max_bytes):
                     self.pipeline.update_config(cfg)
                 else:
                     self._stop_pipeline(old, timeout=0.0)
@@ -127,10 +131,30 @@ class Runtime:
                     resource=Resource.create({SERVICE_NAME: cfg.service_name})
                 )
                 self._private_provider = provider
-        if not getattr(provider, "_loopwise_attached", False):
+        name = provider.resource.attributes.get(SERVICE_NAME)
+        if "service_name" in self._explicit and name != cfg.service_name:
+            # The resource is fixed when the provider is made: by the app, or by an earlier configure().
+            logger.warning(
+                "loopwise: service_name=%r is ignored; the tracer provider already names the service %r. "
+                "Call loopwise.configure(service_name=...) before the first traced call, or set OTEL_SERVICE_NAME.",
+                cfg.service_name,
+                name,
+            )
+        if not self._attached_to(provider):
             provider.add_span_processor(self.processor)
-            setattr(provider, "_loopwise_attached", True)  # noqa: B010 - a marker on a foreign object
         return provider.get_tracer("loopwise", VERSION)
+
+    def _attached_to(self, provider: TracerProvider) -> bool:
+        # Providers have no public list of processors; remember ours on the provider itself, so
+        # configure() twice never adds it twice.
+        attached: set[int] | None = getattr(provider, "_loopwise_processors", None)
+        if attached is None:
+            attached = set()
+            setattr(provider, "_loopwise_processors", attached)  # noqa: B010 - a marker on a foreign object
+        if id(self.processor) in attached:
+            return True
+        attached.add(id(self.processor))
+        return False
 
     def start_pipeline(self) -> Any:
         """The export pipeline, started on first use; ``None`` while disabled."""
@@ -174,7 +198,11 @@ class Runtime:
             logger.exception("loopwise: error during the exit-time flush")
 
     def after_fork(self) -> None:
-        # The child has no export threads; it starts its own pipeline (and spool directory) on first use.
+        # The child has no export threads; it starts its own pipeline (and spool directory) on first
+        # use. It lets go of the parent's spool lock, so that the parent's batches can be adopted if
+        # the parent dies while its children live on.
+        if self.pipeline is not None:
+            self.pipeline.spool.release_after_fork()
         self.pipeline = None
         self._lock = threading.RLock()
 

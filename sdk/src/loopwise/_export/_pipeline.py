@@ -13,12 +13,14 @@ good (another 4xx) is set aside under ``rejected/`` and logged, never silently d
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
 import threading
 import time
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -35,6 +37,22 @@ _BACKOFF_MAX_S = 30.0
 _AUTH_BACKOFF_MAX_S = 60.0
 _SCORE_NOT_FOUND_TRIES = 6  # a score for a trace not yet stored waits ~1 minute in all
 _ADOPT_EVERY_S = 60.0
+
+
+def spool_root(config: Config) -> Path:
+    """The spool directory for this endpoint and key under ``config.spool_dir``.
+
+    Apps share the default spool directory, and batches a dead process left are adopted by the
+    next one; keying the directory by endpoint and API key means they are only ever sent to the
+    collector and project they were meant for.
+
+    Example:
+        >>> a = spool_root(Config(spool_dir=Path("/s"), api_key="lw_a"))
+        >>> a.parent, a == spool_root(Config(spool_dir=Path("/s"), api_key="lw_b"))
+        (PosixPath('/s'), False)
+    """
+    digest = hashlib.sha256(f"{config.endpoint}\n{config.api_key or ''}".encode()).hexdigest()[:16]
+    return config.spool_dir / digest
 
 
 class ExportPipeline:
@@ -75,8 +93,9 @@ class ExportPipeline:
         self._last_drop_log = 0.0
         self._backoff_s = 0.0
         self._retry_now = False
+        self._lost_at_last_flush = 0
         self._adopted = threading.Event()  # set once an earlier run's batches are in our spool
-        self.spool = Spool(config.spool_dir, config.spool_max_bytes)
+        self.spool = Spool(spool_root(config), config.spool_max_bytes)
         self._transport = Transport(config.export_timeout_s)
         self._batcher = threading.Thread(target=self._batch_loop, name="loopwise-batcher", daemon=True)
         self._sender = threading.Thread(target=self._send_loop, name="loopwise-sender", daemon=True)
@@ -318,7 +337,11 @@ class ExportPipeline:
         return self.spool.pending_batches() == 0
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until everything queued so far is delivered, or ``timeout`` passes; True if delivered."""
+        """Wait until everything queued so far is delivered, or ``timeout`` passes.
+
+        True only if nothing is left to send and nothing was refused or dropped since the
+        previous flush.
+        """
         deadline = time.monotonic() + max(0.0, timeout)
         with self._cond:
             self._flush_requests += 1
@@ -330,11 +353,13 @@ class ExportPipeline:
                 self._cond.wait(min(remaining, 0.05))
         self._retry_now = True
         self._wake.set()
-        while time.monotonic() < deadline:
-            if self._idle():
-                return True
+        while time.monotonic() < deadline and not self._idle():
             time.sleep(0.005)
-        return self._idle()
+        # Batches the collector refused since the last flush were not delivered either.
+        lost = self._rejected_items + self.spool.dropped_items + self._dropped_queue_full + self._dropped_internal
+        clean = lost == self._lost_at_last_flush
+        self._lost_at_last_flush = lost
+        return self._idle() and clean
 
     def _stopped_batcher(self) -> bool:
         return not self._batcher.is_alive()

@@ -291,6 +291,14 @@ class Spool:
         with self._lock:
             return len(self._batches)
 
+    def release_after_fork(self) -> None:
+        """In a forked child: close the inherited lock descriptor; the parent keeps its own."""
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)
+            self._lock_fd = None
+        self.dir = None  # the directory is the parent's; the child never writes or removes it
+
     def close(self, keep: bool = True) -> None:
         """Release the directory. Undelivered batches stay for the next process to adopt.
 

@@ -53,7 +53,7 @@ def classify(status: int) -> Verdict:
         return Verdict.RETRY
     if status in (401, 403):
         return Verdict.AUTH
-    if status == 404:
+    if status in (404, 405):  # no such trace for a score; on /v1/traces, an endpoint with a wrong path
         return Verdict.NOT_FOUND
     return Verdict.REJECTED
 

@@ -40,18 +40,19 @@ _ADOPT_EVERY_S = 60.0
 
 
 def spool_root(config: Config) -> Path:
-    """The spool directory for this endpoint and key under ``config.spool_dir``.
+    """The spool directory for this API key under ``config.spool_dir``.
 
     Apps share the default spool directory, and batches a dead process left are adopted by the
-    next one; keying the directory by endpoint and API key means they are only ever sent to the
-    collector and project they were meant for.
+    next one; keying the directory by API key (hashed; the key itself is not written) means a
+    batch is only ever sent to the project it was traced for. The endpoint is not part of it, so
+    batches spooled before a collector moves are still sent once the app points at its new URL.
 
     Example:
         >>> a = spool_root(Config(spool_dir=Path("/s"), api_key="lw_a"))
         >>> a.parent, a == spool_root(Config(spool_dir=Path("/s"), api_key="lw_b"))
         (PosixPath('/s'), False)
     """
-    digest = hashlib.sha256(f"{config.endpoint}\n{config.api_key or ''}".encode()).hexdigest()[:16]
+    digest = hashlib.sha256((config.api_key or "").encode()).hexdigest()[:16]
     return config.spool_dir / digest
 
 

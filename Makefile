@@ -9,7 +9,7 @@ UV := $(BIN)/uv
 STAMP := $(VENV)/.installed
 PYPROJECTS := pyproject.toml sdk/pyproject.toml collector/pyproject.toml worker/pyproject.toml dashboard/pyproject.toml
 
-.PHONY: install run test lint typecheck unit integration e2e gpu bench lock clean
+.PHONY: install run test lint typecheck unit integration e2e gpu bench bench-sdk lock clean
 
 install: $(STAMP)
 
@@ -55,6 +55,26 @@ gpu: install
 bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/query.py
+
+# SDK overhead next to competitors, in a separate venv so they never enter requirements.lock. Each competitor
+# is installed on its own; one that cannot be installed is noted in the venv and the bench reports it as skipped.
+# `make bench-sdk BENCH_ARGS=--quick` for a smoke run.
+BENCH_VENV := .venv-bench
+BENCH_SDK_COMPETITORS := langfuse==5.0.4 traceloop-sdk==0.62.4 openlit==1.45.0
+BENCH_ARGS ?=
+
+bench-sdk: install
+	@test -x $(BENCH_VENV)/bin/python || $(UV) venv --quiet --python $(BIN)/python $(BENCH_VENV)
+	$(UV) pip install --quiet --python $(BENCH_VENV)/bin/python --find-links $(FIND_LINKS) -e './sdk[otlp]' httpx
+	@rm -f $(BENCH_VENV)/bench-sdk-not-installed.txt
+	@for pkg in $(BENCH_SDK_COMPETITORS); do \
+		echo "$(UV) pip install $$pkg"; \
+		$(UV) pip install --quiet --python $(BENCH_VENV)/bin/python --find-links $(FIND_LINKS) "$$pkg" \
+			|| echo "$$pkg: install failed (see the make output)" >> $(BENCH_VENV)/bench-sdk-not-installed.txt; \
+	done
+	@if $(UV) pip freeze --python $(BENCH_VENV)/bin/python 2>/dev/null | grep -qiE '^(nvidia-|torch==[^+]*$$)'; then \
+		echo "CUDA packages were pulled into $(BENCH_VENV); remove it and pin what pulled them" >&2; exit 1; fi
+	$(BENCH_VENV)/bin/python bench/sdk_overhead.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .loopwise .pytest_cache .mypy_cache .ruff_cache

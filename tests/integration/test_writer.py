@@ -81,6 +81,23 @@ def test_light_traffic_is_flushed_within_the_delay(chdb_store: ClickHouseStore, 
     assert stored_span_count(chdb_store) == 4
 
 
+def test_scores_are_not_held_back(chdb_store: ClickHouseStore, tmp_path: Path) -> None:
+    from loopwise_collector.store.records import ScoreRecord
+
+    writer = BatchWriter(chdb_store, Spool(tmp_path / "spool", max_bytes=1 << 30), CollectorMetrics(),
+                         batch_rows=10_000, max_delay=0.5)  # fmt: skip
+    writer.start()
+    writer.submit("spans", llm_trace()).result(timeout=5)
+    elapsed = []
+    for i in range(3):  # one feedback click after another, right after a span insert
+        started = time.monotonic()
+        score = ScoreRecord(project_id="demo", score_id=f"s{i}", trace_id="ab" * 16, name="thumbs", source="human")
+        writer.submit("scores", [score]).result(timeout=5)
+        elapsed.append(time.monotonic() - started)
+    writer.stop()
+    assert max(elapsed) < 0.4
+
+
 def test_outage_spools_then_replays_exactly_once(tmp_path: Path) -> None:
     server = ClickHouseHTTPServer(tmp_path / "ch", log_path=tmp_path / "ch.log")
     server.start()

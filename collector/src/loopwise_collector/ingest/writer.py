@@ -134,7 +134,11 @@ class BatchWriter:
                     # such as a score, need not wait for company that is not coming. Inserts still
                     # come at most about once per max_delay unless batch_rows fill up first.
                     idle = now - self._last_insert >= self.max_delay
-                    if self._stopping or self._pending_rows >= self.batch_rows or waited >= self.max_delay or idle:
+                    # Scores come one request each, from people clicking feedback, and in few rows;
+                    # holding them buys no larger insert of spans.
+                    scores_only = all(p.kind == "scores" for p in self._pending)
+                    full = self._pending_rows >= self.batch_rows
+                    if self._stopping or full or waited >= self.max_delay or idle or scores_only:
                         batch, self._pending, self._pending_rows = self._pending, [], 0
                         return batch
                     self._cond.wait(self.max_delay - waited)

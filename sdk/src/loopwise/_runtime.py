@@ -14,7 +14,6 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -83,6 +82,7 @@ class Runtime:
         self._lock = threading.RLock()
         self._atexit = False
         self._explicit: set[str] = set()
+        self._private_provider: TracerProvider | None = None
 
     def configure(self, overrides: dict[str, Any]) -> None:
         with self._lock:
@@ -92,7 +92,7 @@ class Runtime:
             self.config = cfg
             self.configured = True
             if not cfg.enabled:
-                self._stop_pipeline(old, timeout=0.0)
+                self._stop_pipeline()
                 return
             if cfg.api_key is None:
                 logger.error(
@@ -106,7 +106,7 @@ class Runtime:
                 if (spool_root(old), old.spool_max_bytes) == (spool_root(cfg), cfg.spool_max_bytes):
                     self.pipeline.update_config(cfg)
                 else:
-                    self._stop_pipeline(old, timeout=0.0)
+                    self._stop_pipeline()
             self.tracer = self._attach(cfg)
             # Started now, not on the first span: batches an earlier run spooled during an outage
             # are sent as soon as the app starts, even if it never traces anything.
@@ -127,7 +127,7 @@ class Runtime:
                     "its own spans only",
                     type(provider).__name__,
                 )
-                provider = getattr(self, "_private_provider", None) or TracerProvider(
+                provider = self._private_provider or TracerProvider(
                     resource=Resource.create({SERVICE_NAME: cfg.service_name})
                 )
                 self._private_provider = provider
@@ -165,10 +165,11 @@ class Runtime:
                 self.pipeline = ExportPipeline(self.config)
             return self.pipeline
 
-    def _stop_pipeline(self, cfg: Config, timeout: float) -> None:
+    def _stop_pipeline(self) -> None:
+        # A reconfigure does not wait: what is queued is spooled, and the spool outlives the pipeline.
         pipeline, self.pipeline = self.pipeline, None
         if pipeline is not None:
-            pipeline.shutdown(timeout)
+            pipeline.shutdown(0.0)
 
     def active_tracer(self) -> trace.Tracer | None:
         """The tracer for :func:`loopwise.observe`, configuring from the environment on first use."""
@@ -265,22 +266,3 @@ class Runtime:
 RUNTIME = Runtime()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=RUNTIME.after_fork)
-
-
-def call_quietly(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run SDK-side work that must never raise into the app; log and return ``None`` on error."""
-    try:
-        return fn(*args, **kwargs)
-    except Exception:
-        logger.exception("loopwise: internal error in %s", getattr(fn, "__name__", fn))
-        return None
-
-
-def trace_id_hex(span: trace.Span) -> str | None:
-    ctx = span.get_span_context()
-    return format(ctx.trace_id, "032x") if ctx.is_valid else None
-
-
-def span_id_hex(span: trace.Span) -> str | None:
-    ctx = span.get_span_context()
-    return format(ctx.span_id, "016x") if ctx.is_valid else None

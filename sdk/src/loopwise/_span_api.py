@@ -18,11 +18,20 @@ from loopwise._content import snapshot
 from loopwise._context import metadata_attributes
 from loopwise._export._encode import Messages
 from loopwise._observe import content_of
-from loopwise._runtime import span_id_hex, trace_id_hex
 
 logger = logging.getLogger("loopwise")
 
 _UNSET: Any = object()
+
+
+def _trace_id_hex(span: trace.Span) -> str | None:
+    ctx = span.get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else None
+
+
+def _span_id_hex(span: trace.Span) -> str | None:
+    ctx = span.get_span_context()
+    return format(ctx.span_id, "016x") if ctx.is_valid else None
 
 
 def get_current_trace_id() -> str | None:
@@ -38,7 +47,7 @@ def get_current_trace_id() -> str | None:
         >>> len(handler())
         32
     """
-    return trace_id_hex(trace.get_current_span())
+    return _trace_id_hex(trace.get_current_span())
 
 
 def get_current_span_id() -> str | None:
@@ -49,7 +58,7 @@ def get_current_span_id() -> str | None:
         >>> loopwise.get_current_span_id() is None
         True
     """
-    return span_id_hex(trace.get_current_span())
+    return _span_id_hex(trace.get_current_span())
 
 
 def update_current_span(

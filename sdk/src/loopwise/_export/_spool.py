@@ -269,8 +269,10 @@ class Spool:
         """Set a batch the collector refused aside under ``rejected/``; returns where it went."""
         with self._lock:
             self._batches.pop(batch.name, None)
-            if self._memory is not None or self.dir is None:
-                self._memory.pop(batch.name, None) if self._memory is not None else None
+            if self._memory is not None:
+                self._memory.pop(batch.name, None)  # nowhere durable to set it aside
+                return None
+            if self.dir is None:
                 return None
             target_dir = self.root / _REJECTED
             target_dir.mkdir(exist_ok=True)

@@ -11,13 +11,12 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
 
 from loopwise_collector.evaluators._base import require
 from loopwise_collector.evaluators._errors import EvaluatorConfigError
-
-if TYPE_CHECKING:
-    import numpy as np
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _lock = threading.Lock()
@@ -79,14 +78,11 @@ def embed(
         >>> float(vectors[0] @ vectors[1]) > 0.5  # doctest: +SKIP
         True
     """
-    np = require("numpy")
     encoder = sentence_model(model, device)
     if not texts:
         dim = encoder.get_sentence_embedding_dimension() or 0
-        empty: np.ndarray = np.zeros((0, dim), dtype=np.float32)
-        return empty
+        return np.zeros((0, dim), dtype=np.float32)
     vectors = encoder.encode(
         list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
     )
-    out: np.ndarray = vectors.astype(np.float32, copy=False)
-    return out
+    return np.asarray(vectors, dtype=np.float32)

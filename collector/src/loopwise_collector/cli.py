@@ -21,6 +21,7 @@ import uvicorn
 from pydantic import SecretStr
 
 from loopwise_collector.app import create_app
+from loopwise_collector.evaluation.offline import eval_command
 from loopwise_collector.settings import Settings
 
 DEFAULT_PROJECT = "default"
@@ -260,6 +261,9 @@ def demo(
     )  # fmt: skip
     send(options, endpoint=endpoint, api_key=api_key, key_shown=key_shown, spool_dir=spool_dir,
          flush_timeout=flush_timeout)  # fmt: skip
+
+
+main.add_command(eval_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,12 +16,33 @@ pytestmark = pytest.mark.unit
 
 def test_collector_public_api() -> None:
     assert sorted(loopwise_collector.__all__) == [
-        "AuthenticationError", "ClickHouseStore", "IngestSettings", "InvalidPayloadError", "InvalidQueryError",
+        "AuthenticationError", "ClickHouseStore", "ConflictError", "IngestSettings", "InvalidPayloadError", "InvalidQueryError",
         "LoopwiseError", "NotFoundError", "PayloadTooLargeError", "Settings", "SpoolFullError", "StoreError",
         "StoreUnavailableError", "UnsupportedMediaTypeError", "create_app",
     ]  # fmt: skip
     for name in loopwise_collector.__all__:
         assert getattr(loopwise_collector, name).__doc__, f"{name} needs a docstring"
+
+
+def test_evaluators_public_api_and_light_import() -> None:
+    import loopwise_collector.evaluators as ev
+
+    assert sorted(ev.__all__) == [
+        "BaseEvaluator", "ENTRY_POINT_GROUP", "EvalItem", "Evaluator", "EvaluatorConfigError", "EvaluatorError",
+        "Kind", "MissingDependencyError", "Registry", "Score", "UnknownEvaluatorError", "available_evaluators",
+        "get_evaluator", "register_evaluator",
+    ]  # fmt: skip
+    for name in ev.__all__:
+        obj = getattr(ev, name)
+        if inspect.isfunction(obj) or inspect.isclass(obj):
+            assert obj.__doc__ and "Example" in obj.__doc__, f"evaluators.{name} needs a docstring with an example"
+    # Listing evaluators must not load their libraries: the collector imports this module.
+    code = (
+        "import sys; from loopwise_collector.evaluators import available_evaluators; available_evaluators(); "
+        "print(sorted({'torch', 'numpy', 'sentence_transformers', 'sacrebleu', 'evaluate'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_sdk_public_api() -> None:

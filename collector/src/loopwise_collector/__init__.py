@@ -8,6 +8,7 @@ Example:
 from loopwise_collector.app import create_app
 from loopwise_collector.errors import (
     AuthenticationError,
+    ConflictError,
     InvalidPayloadError,
     InvalidQueryError,
     LoopwiseError,
@@ -24,6 +25,7 @@ from loopwise_collector.store import ClickHouseStore
 __all__ = [
     "AuthenticationError",
     "ClickHouseStore",
+    "ConflictError",
     "IngestSettings",
     "InvalidPayloadError",
     "InvalidQueryError",

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from loopwise_collector.api import experiments, health, otlp, prices, scores, summary, traces
+from loopwise_collector.api import evaluation, evaluators, experiments, health, otlp, prices, scores, summary, traces
 from loopwise_collector.api.deps import AppState
 from loopwise_collector.api.errors import install_error_handlers
 from loopwise_collector.auth import KeyResolver, validate_project_id
@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, otlp, traces, scores, summary, prices, experiments):
+    for module in (health, otlp, traces, scores, summary, prices, evaluators, evaluation, experiments):
         app.include_router(module.router)
 
     app.add_middleware(RequestCounter)

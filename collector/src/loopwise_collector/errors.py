@@ -60,6 +60,13 @@ class NotFoundError(LoopwiseError):
     code = "not_found"
 
 
+class ConflictError(LoopwiseError):
+    """A write that clashes with what exists: a taken name, or a rule the config file manages."""
+
+    status_code = 409
+    code = "conflict"
+
+
 class InvalidQueryError(LoopwiseError):
     """A filter or parameter value that is out of range or malformed."""
 

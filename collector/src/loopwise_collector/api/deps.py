@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Header, Request, Security
@@ -26,6 +26,9 @@ class AppState:
     ingest: IngestService
     keys: KeyResolver
     metrics: CollectorMetrics
+    # (project, rule id) -> the last problem a runner reported (a bad checkpoint path, ...); in memory
+    # on purpose: runners re-report on every cycle, so a restart loses nothing that matters.
+    rule_errors: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 def get_state(request: Request) -> AppState:

@@ -44,7 +44,7 @@ async def list_scores(
     store: Scoped,
     trace_id: Annotated[str | None, Query(pattern=r"^[0-9a-fA-F]{32}$")] = None,
     name: Annotated[str | None, Query(max_length=200)] = None,
-    source: Literal["human", "api", "evaluator"] | None = None,
+    source: Literal["human", "api", "evaluator", "offline"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> ScoreList:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,12 @@ from loopwise_collector.evaluators._base import require
 from loopwise_collector.evaluators._errors import EvaluatorConfigError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# Live traffic repeats itself (system prompts, retrieved documents, canned answers): remembering
+# recent vectors spares most of the encoder's work there. 20k x 384 float32 is about 30 MB.
+CACHE_SIZE = 20_000
 _lock = threading.Lock()
 _models: dict[tuple[str, str], Any] = {}
+_cache: OrderedDict[tuple[str, str, str], np.ndarray] = OrderedDict()
 
 
 def resolve_model(model: str | None) -> str:
@@ -79,10 +84,31 @@ def embed(
         True
     """
     encoder = sentence_model(model, device)
+    # sentence-transformers 6 renamed the method; older releases only have the long name.
+    dimension = getattr(encoder, "get_embedding_dimension", None) or encoder.get_sentence_embedding_dimension
+    dim = dimension() or 0
     if not texts:
-        dim = encoder.get_sentence_embedding_dimension() or 0
         return np.zeros((0, dim), dtype=np.float32)
-    vectors = encoder.encode(
-        list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-    )
-    return np.asarray(vectors, dtype=np.float32)
+    space = (resolve_model(model), device or default_device())
+    found: dict[str, np.ndarray] = {}
+    with _lock:
+        for text in texts:
+            hit = _cache.get((*space, text))
+            if hit is not None:
+                _cache.move_to_end((*space, text))
+                found[text] = hit
+    todo = list(dict.fromkeys(t for t in texts if t not in found))
+    if todo:
+        fresh = np.asarray(
+            encoder.encode(
+                todo, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            ),
+            dtype=np.float32,
+        )
+        with _lock:
+            for text, vector in zip(todo, fresh, strict=True):
+                found[text] = vector
+                _cache[(*space, text)] = vector
+            while len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
+    return np.stack([found[t] for t in texts]).astype(np.float32, copy=False)

@@ -47,4 +47,9 @@ class EvaluatorConfigError(EvaluatorError):
 
 
 class MissingDependencyError(EvaluatorError):
-    """An evaluator's library is not installed; the message names the extra that brings it."""
+    """An evaluator's library is not installed; the message names the extra that brings it.
+
+    Example:
+        >>> issubclass(MissingDependencyError, EvaluatorError)
+        True
+    """

@@ -1,0 +1,178 @@
+"""The evaluation runner's side of the API: claim spans under a lease, post scores and embeddings,
+schedule and record drift checks; plus ``GET /api/v1/drift`` for everyone.
+
+Runners authenticate with the project's key like any client, so a runner only ever sees its
+project's spans. Inference happens in the runner process, never in the collector.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+import time
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from fastapi.concurrency import run_in_threadpool
+
+from loopwise_collector.api.deps import CurrentProject, State
+from loopwise_collector.api.evaluation_schemas import (
+    Accepted,
+    ClaimedSpanOut,
+    ClaimIn,
+    ClaimOut,
+    DriftClaimIn,
+    DriftClaimOut,
+    DriftIn,
+    DriftList,
+    DriftOut,
+    EmbeddingList,
+    EmbeddingOut,
+    EmbeddingsIn,
+    ReleaseIn,
+    ResultsIn,
+    RuleErrorIn,
+    decode_vector,
+)
+from loopwise_collector.api.evaluators import Evaluations
+from loopwise_collector.api.traces import to_ns
+from loopwise_collector.errors import InvalidQueryError
+from loopwise_collector.store import ScoreRecord
+from loopwise_collector.store.evaluation import DriftRecord, EmbeddingRecord, score_id_for
+
+router = APIRouter(prefix="/api/v1", tags=["evaluation"])
+
+
+@router.post("/evaluation/claim", response_model=ClaimOut, summary="Lease spans a rule has not evaluated yet")
+async def claim(body: ClaimIn, store: Evaluations) -> ClaimOut:
+    rule = await run_in_threadpool(store.get_rule, body.rule_id)
+    if not rule.enabled:
+        return ClaimOut(lease_id="0" * 32, spans=[])
+    lease_id, spans = await run_in_threadpool(
+        lambda: store.claim(rule, body.evaluator_version, limit=body.limit, lease_s=body.lease_s, runner=body.runner)
+    )
+    return ClaimOut(lease_id=lease_id, spans=[ClaimedSpanOut.of(s) for s in spans])
+
+
+@router.post("/evaluation/release", response_model=Accepted, summary="Give a lease back early")
+async def release(body: ReleaseIn, store: Evaluations) -> Accepted:
+    return Accepted(accepted=await run_in_threadpool(store.release, body.lease_id.lower()))
+
+
+@router.post("/evaluation/results", status_code=201, response_model=Accepted, summary="Store a rule's scores")
+async def results(body: ResultsIn, state: State, project: CurrentProject, store: Evaluations) -> Accepted:
+    rule = await run_in_threadpool(store.get_rule, body.rule_id)
+    now = time.time_ns() // 1_000_000 * 1_000_000
+    records = [
+        ScoreRecord(
+            project_id=project.project_id,
+            score_id=score_id_for(project.project_id, s.span_id.lower(), rule.name, body.evaluator_version),
+            trace_id=s.trace_id.lower(),
+            name=rule.name,
+            source="evaluator",
+            span_id=s.span_id.lower(),
+            value=s.value,
+            label=s.label,
+            explanation=s.explanation,
+            evaluator_version=body.evaluator_version,
+            metadata={**s.metadata, "evaluator": rule.evaluator, "rule_id": rule.rule_id},
+            created_at_ns=now,
+            version=now,
+        )
+        for s in body.scores
+    ]
+    # The durable path: acknowledged once in ClickHouse or in the collector's fsynced spool.
+    await state.ingest.add_scores(records)
+    return Accepted(accepted=len(records))
+
+
+@router.post("/evaluation/embeddings", status_code=201, response_model=Accepted, summary="Store embeddings")
+async def post_embeddings(body: EmbeddingsIn, project: CurrentProject, store: Evaluations) -> Accepted:
+    await run_in_threadpool(store.get_rule, body.rule_id)
+    records = [
+        EmbeddingRecord(
+            field=body.field,
+            model=body.model,
+            start_time_ns=e.start_time_unix_nano,
+            trace_id=e.trace_id.lower(),
+            span_id=e.span_id.lower(),
+            text=e.text,
+            vector=decode_vector(e.vector_b64),
+        )
+        for e in body.embeddings
+    ]
+    await run_in_threadpool(store.insert_embeddings, records, project.retention_days)
+    return Accepted(accepted=len(records))
+
+
+@router.get("/evaluation/embeddings", response_model=EmbeddingList, summary="A sample of stored embeddings")
+async def get_embeddings(
+    store: Evaluations,
+    field: Annotated[str, Query(pattern=r"^(input|output)$")],
+    model: Annotated[str, Query(min_length=1, max_length=500)],
+    from_: Annotated[datetime, Query(alias="from")],
+    to: datetime,
+    limit: Annotated[int, Query(ge=1, le=20_000)] = 5000,
+) -> EmbeddingList:
+    lo, hi = to_ns(from_), to_ns(to)
+    if lo is None or hi is None or lo > hi:
+        raise InvalidQueryError("'from' must not be after 'to'")
+    rows = await run_in_threadpool(store.embeddings_window, field, model, lo, hi, limit)
+    return EmbeddingList(
+        data=[
+            EmbeddingOut(span_id=s, text=t, vector_b64=base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode())
+            for s, t, v in rows
+        ]
+    )
+
+
+@router.post("/evaluation/errors", status_code=204, summary="Report (or clear) a rule's configuration problem")
+async def rule_error(body: RuleErrorIn, state: State, project: CurrentProject, store: Evaluations) -> Response:
+    await run_in_threadpool(store.get_rule, body.rule_id)
+    key = (project.project_id, body.rule_id)
+    if body.error:
+        state.rule_errors[key] = body.error
+    else:
+        state.rule_errors.pop(key, None)
+    return Response(status_code=204)
+
+
+@router.post("/evaluation/drift/claim", response_model=DriftClaimOut, summary="Whether a drift check is due")
+async def claim_drift(body: DriftClaimIn, store: Evaluations) -> DriftClaimOut:
+    rule = await run_in_threadpool(store.get_rule, body.rule_id)
+    run = await run_in_threadpool(
+        lambda: store.claim_drift_check(rule, every_s=body.every_s, lease_s=body.lease_s, runner=body.runner)
+    )
+    return DriftClaimOut(run=run)
+
+
+@router.post("/drift", status_code=201, response_model=DriftOut, summary="Record a drift check (runners do this)")
+async def post_drift(body: DriftIn, store: Evaluations) -> DriftOut:
+    rule = await run_in_threadpool(store.get_rule, body.rule_id)
+    windows = ("reference_start", "reference_end", "current_start", "current_end")
+    ns = {k: to_ns(getattr(body, k)) or 0 for k in windows}
+    record = DriftRecord(
+        monitor=rule.name, field=rule.drift_field, model=rule.embedding_model,
+        computed_at_ns=time.time_ns() // 1_000_000 * 1_000_000,
+        reference_start_ns=ns["reference_start"], reference_end_ns=ns["reference_end"],
+        current_start_ns=ns["current_start"], current_end_ns=ns["current_end"], drift=body.drift,
+        p_value=body.p_value, n_reference=body.n_reference, n_current=body.n_current, result=body.result,
+    )  # fmt: skip
+    await run_in_threadpool(store.insert_drift, record)
+    return DriftOut.of(record)
+
+
+@router.get("/drift", response_model=DriftList, summary="Drift checks, newest first")
+async def list_drift(
+    store: Evaluations,
+    monitor: Annotated[str | None, Query(max_length=100, description="A drift rule's name.")] = None,
+    from_: Annotated[datetime | None, Query(alias="from")] = None,
+    to: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> DriftList:
+    lo, hi = to_ns(from_), to_ns(to)
+    if lo is not None and hi is not None and lo > hi:
+        raise InvalidQueryError("'from' must not be after 'to'")
+    rows = await run_in_threadpool(lambda: store.list_drift(monitor=monitor, from_ns=lo, to_ns=hi, limit=limit))
+    return DriftList(data=[DriftOut.of(r) for r in rows])

@@ -16,6 +16,7 @@ from loopwise_collector.api.deps import AppState
 from loopwise_collector.api.errors import install_error_handlers
 from loopwise_collector.auth import KeyResolver, validate_project_id
 from loopwise_collector.errors import StoreUnavailableError
+from loopwise_collector.evaluation.rules_file import apply_rules_file, load_rules_file, seed_default_rules
 from loopwise_collector.ingest.service import IngestService
 from loopwise_collector.ingest.spool import Spool
 from loopwise_collector.ingest.writer import BatchWriter
@@ -50,6 +51,8 @@ def open_store(settings: Settings) -> ClickHouseStore:
 def build_state(settings: Settings) -> AppState:
     """Open the store, seed projects and start the writer: everything a running collector holds."""
     seeds = [(validate_project_id(name), key) for name, key in settings.seed_projects()]
+    # A bad rules file stops start-up before the store opens: better than running without its rules.
+    rules = load_rules_file(settings.evaluator_rules_file) if settings.evaluator_rules_file else None
     store = open_store(settings)
     keys = KeyResolver(store)
     for name, key in seeds:
@@ -57,6 +60,10 @@ def build_state(settings: Settings) -> AppState:
         if store.project_for_key(key) is None:
             store.add_api_key(name, key, label="seeded")
         keys.pin(key, project)
+        if settings.seed_default_rules:
+            seed_default_rules(store, name)
+    if rules is not None:
+        apply_rules_file(store, rules, {name for name, _ in seeds})
     metrics = CollectorMetrics()
     spool = Spool(settings.spool_path(), max_bytes=settings.ingest.spool_max_bytes)
     writer = BatchWriter(

@@ -1,4 +1,4 @@
-"""The ``loopwise`` command: ``up``, ``collector`` and ``demo`` (more parts join ``up`` as they land).
+"""The ``loopwise`` command: ``up``, ``collector``, ``evaluate``, ``eval`` and ``demo``.
 
 Options also read ``LOOPWISE_*`` environment variables (via :class:`Settings`); flags win.
 """
@@ -9,6 +9,8 @@ import json
 import logging
 import os
 import secrets
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -69,6 +71,22 @@ def stored_credentials(data_dir: Path) -> tuple[str, str] | None:
         return None
     data = json.loads(path.read_text())
     return data["project"], data["api_key"]
+
+
+def resolve_endpoint(settings: Settings, endpoint: str | None) -> str:
+    """The collector URL a client command talks to: ``endpoint``, else this machine's collector.
+
+    Example:
+        >>> resolve_endpoint(Settings(_env_file=None), "http://127.0.0.1:4318/v1/traces")
+        'http://127.0.0.1:4318'
+    """
+    if endpoint is None:
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host  # noqa: S104 - not a bind
+        endpoint = f"http://{host}:{settings.port}"
+    endpoint = endpoint.strip().rstrip("/").removesuffix("/v1/traces")
+    if not endpoint.startswith(("http://", "https://")):
+        raise click.BadParameter(f"{endpoint!r} is not a URL like http://127.0.0.1:4318", param_hint="--endpoint")
+    return endpoint
 
 
 def _serve(settings: Settings, banner: str | None) -> None:
@@ -134,13 +152,14 @@ def collector(host: str | None, port: int | None, data_dir: Path | None, store: 
 
 @main.command()
 @common_options
-def up(host: str | None, port: int | None, data_dir: Path | None, store: str | None) -> None:
+@click.option("--evaluate/--no-evaluate", default=True, show_default=True, help="Start an evaluation runner too.")
+def up(host: str | None, port: int | None, data_dir: Path | None, store: str | None, evaluate: bool) -> None:
     """Start the local stack and print its URL and an API key.
 
-    Today that is the collector on the embedded store; the evaluation runner, worker and dashboard
-    join as they land.
+    That is the collector on the embedded store and an evaluation runner (its own process) with
+    the default rules; the worker and dashboard join as they land.
     """
-    settings = _settings(host=host, port=port, data_dir=data_dir, store=store)
+    settings = _settings(host=host, port=port, data_dir=data_dir, store=store, seed_default_rules=True)
     project, key = local_credentials(settings.data_dir)
     seeds = settings.init_projects.get_secret_value() if settings.init_projects else ""
     if f":{key}" not in seeds:
@@ -159,11 +178,95 @@ def up(host: str | None, port: int | None, data_dir: Path | None, store: str | N
             f"    export OTEL_EXPORTER_OTLP_ENDPOINT={base}",
             f'    export OTEL_EXPORTER_OTLP_HEADERS="Authorization=Bearer {key}"',
             f'  Query:  curl -H "Authorization: Bearer {key}" {base}/api/v1/traces',
+            "  Evaluation runner: " + ("on (rules: GET /api/v1/evaluators)" if evaluate else "off (--no-evaluate)"),
             "  Stop with Ctrl-C.",
             "",
         ]
     )
-    _serve(settings, banner=banner)
+    runner = _start_runner(base, key, settings.data_dir) if evaluate else None
+    try:
+        _serve(settings, banner=banner)
+    finally:
+        if runner is not None:
+            _stop(runner)
+
+
+def _start_runner(endpoint: str, key: str, data_dir: Path) -> subprocess.Popen[bytes]:
+    # A process of its own: model inference must never compete with ingest for the collector's GIL.
+    env = {**os.environ, "LOOPWISE_API_KEY": key}
+    command = [sys.executable, "-m", "loopwise_collector.cli", "evaluate", "--endpoint", endpoint,
+               "--data-dir", str(data_dir)]  # fmt: skip
+    return subprocess.Popen(command, env=env)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@main.command()
+@click.option(
+    "--endpoint", envvar="LOOPWISE_ENDPOINT", default=None,
+    help="Collector URL [LOOPWISE_ENDPOINT, default http://<LOOPWISE_HOST>:<LOOPWISE_PORT>].",
+)  # fmt: skip
+@click.option(
+    "--api-key", "api_keys", multiple=True,
+    help="A project key; repeat for several projects [LOOPWISE_API_KEY, default: the key `loopwise up` keeps].",
+)  # fmt: skip
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="[LOOPWISE_DATA_DIR]")
+@click.option("--batch-size", type=click.IntRange(1, 1000), default=64, show_default=True, help="Spans per claim.")
+@click.option(
+    "--lease-seconds", type=click.FloatRange(5, 3600), default=120, show_default=True,
+    help="How long a claim is ours; after that another runner may take the spans.",
+)  # fmt: skip
+@click.option("--poll-seconds", type=click.FloatRange(0.05, 60), default=1.0, show_default=True,
+              help="Pause when there is nothing to do.")  # fmt: skip
+@click.option("--device", envvar="LOOPWISE_EVAL_DEVICE", default=None, help="cpu, cuda, cuda:1 ... [default: auto].")
+@click.option("--once", is_flag=True, help="Work until nothing is left to claim, then exit (batch jobs, CI).")
+def evaluate(
+    endpoint: str | None, api_keys: tuple[str, ...], data_dir: Path | None, batch_size: int, lease_seconds: float,
+    poll_seconds: float, device: str | None, once: bool,
+) -> None:  # fmt: skip
+    """Run the online evaluation runner: score sampled live spans by the projects' evaluator rules.
+
+    It claims spans from the collector under a lease, evaluates them in batches in this process,
+    and posts scores and embeddings back. Run several, on CPU or GPU machines, to share the work.
+
+    Example: LOOPWISE_API_KEY=lw_... loopwise evaluate --endpoint http://collector:4318
+    """
+    from loopwise_collector.evaluation.runner import Runner, RunnerOptions, wait_for_collector
+
+    settings = _settings(data_dir=data_dir)
+    endpoint = resolve_endpoint(settings, endpoint)
+    keys = api_keys or tuple(k for k in [os.environ.get("LOOPWISE_API_KEY", "")] if k)
+    if not keys:
+        stored = stored_credentials(settings.data_dir)
+        if stored is None:
+            raise click.ClickException(
+                "no API key: pass --api-key, set LOOPWISE_API_KEY, or run `loopwise up` first, which keeps one in "
+                f"{settings.data_dir / 'credentials.json'}."
+            )
+        keys = (stored[1],)
+    options = RunnerOptions(endpoint=endpoint, api_keys=keys, batch_size=batch_size, lease_s=lease_seconds,
+                            poll_s=poll_seconds, device=device)  # fmt: skip
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if not wait_for_collector(endpoint, stop, timeout_s=120):
+        raise click.ClickException(f"no collector answered at {endpoint} within 120 s")
+    runner = Runner(options)
+    click.echo(f"evaluation runner {options.runner_id} on {endpoint} ({len(keys)} project key(s))", err=True)
+    if once:
+        while not stop.is_set() and runner.run_once(stop):
+            pass
+    else:
+        runner.run(stop)
+    click.echo(f"evaluation runner stopped after {runner.handled} span(s)", err=True)
 
 
 @main.command()
@@ -236,12 +339,7 @@ def demo(
     from loopwise_collector.demo._command import send
 
     settings = _settings(data_dir=data_dir)
-    if endpoint is None:
-        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host  # noqa: S104 - not a bind
-        endpoint = f"http://{host}:{settings.port}"
-    endpoint = endpoint.strip().rstrip("/").removesuffix("/v1/traces")
-    if not endpoint.startswith(("http://", "https://")):
-        raise click.BadParameter(f"{endpoint!r} is not a URL like http://127.0.0.1:4318", param_hint="--endpoint")
+    endpoint = resolve_endpoint(settings, endpoint)
     key_shown = api_key or ""
     if api_key is None:
         stored = stored_credentials(settings.data_dir)

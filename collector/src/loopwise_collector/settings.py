@@ -46,9 +46,13 @@ class Settings(BaseSettings):
     prices_file: Path | None = Field(None, description="A price table replacing the bundled one.")
     metrics_token: SecretStr | None = Field(None, description="When set, /metrics requires this bearer token.")
     store_connect_timeout_s: float = Field(30.0, ge=0, description="How long start-up waits for ClickHouse.")
+    evaluator_rules_file: Path | None = Field(None, description="JSON evaluator rules applied (and owned) at start.")
+    seed_default_rules: bool = Field(
+        False, description="Give seeded projects the default evaluator rules once (`loopwise up` turns this on)."
+    )
     ingest: IngestSettings = IngestSettings()
 
-    @field_validator("data_dir", "spool_dir", "prices_file")
+    @field_validator("data_dir", "spool_dir", "prices_file", "evaluator_rules_file")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return value.expanduser().resolve() if value is not None else None

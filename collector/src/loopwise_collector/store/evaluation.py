@@ -328,7 +328,7 @@ class EvaluationStore:
         """Up to ``limit`` (span_id, text, vector) rows started in [from, to), a stable pseudo-random sample."""
         rows = self._query(
             "SELECT span_id, text, vector FROM {db}.embeddings WHERE project_id = {project:String} "
-            "AND field = {field:String} AND model = {model:String} "
+            "AND field = {field:String} AND model = {model:String} AND text != '' "
             "AND start_time >= fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
             "AND start_time < fromUnixTimestamp64Nano({hi:Int64}, 'UTC') "
             "ORDER BY cityHash64(span_id), span_id LIMIT 1 BY span_id LIMIT {n:UInt32}",

@@ -309,3 +309,32 @@ def test_runner_scores_each_span_once_and_reports_bad_rules(api: TestClient) -> 
     shown = api.get(f"/api/v1/evaluators/{broken['id']}", headers=DEMO).json()
     assert "does not exist" in shown["last_error"]
     assert scores_named(api, broken["name"]) == []
+
+
+def test_human_feedback_is_summarised_not_run_online(api: TestClient) -> None:
+    refused = api.post("/api/v1/evaluators", json={"evaluator": "human_feedback"}, headers=DEMO)
+    assert refused.status_code == 422 and "/api/v1/feedback/summary" in refused.json()["error"]["message"]
+
+    model = f"model-{uuid.uuid4().hex[:6]}"
+    traces = []
+    for i, feedback in enumerate(({"name": "thumbs", "value": 1}, {"name": "thumbs", "value": 0},
+                                  {"name": "rating", "value": 5, "comment": "spot on"})):  # fmt: skip
+        spans = llm_trace_spans(model=model, variant="b" if i else "a")
+        assert api.post("/v1/traces", content=to_protobuf(spans), headers={**DEMO, **PROTOBUF}).status_code == 200
+        trace_id = format(spans[0].context.trace_id, "032x")
+        traces.append(trace_id)
+        body = {"trace_id": trace_id, "source": "human", **feedback}
+        assert api.post("/api/v1/scores", json=body, headers=DEMO).status_code == 201
+
+    def summary(group_by: str) -> dict[str | None, dict[str, Any]]:
+        r = api.get("/api/v1/feedback/summary", params={"group_by": group_by}, headers=DEMO)
+        assert r.status_code == 200, r.text
+        return {g["group"]: g for g in r.json()["data"]}
+
+    by_model = wait_for(lambda: (s := summary("model")).get(model, {}).get("n") == 3 and s)
+    assert by_model[model]["thumbs_up"] == 1 and by_model[model]["thumbs_down"] == 1
+    assert by_model[model]["rating_mean"] == 5.0 and by_model[model]["comments"] == 1
+    assert by_model[model]["mean"] == pytest.approx((1 + 0 + 1) / 3)
+    r = api.get("/api/v1/feedback/summary", params={"group_by": "model"}, headers=OTHER)
+    assert model not in {g["group"] for g in r.json()["data"]}
+    assert api.get("/api/v1/feedback/summary", params={"group_by": "colour"}, headers=DEMO).status_code == 422

@@ -11,7 +11,7 @@ import base64
 import struct
 import time
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 from fastapi.concurrency import run_in_threadpool
@@ -30,6 +30,7 @@ from loopwise_collector.api.evaluation_schemas import (
     EmbeddingList,
     EmbeddingOut,
     EmbeddingsIn,
+    FeedbackSummary,
     ReleaseIn,
     ResultsIn,
     RuleErrorIn,
@@ -161,6 +162,22 @@ async def post_drift(body: DriftIn, store: Evaluations) -> DriftOut:
     )  # fmt: skip
     await run_in_threadpool(store.insert_drift, record)
     return DriftOut.of(record)
+
+
+@router.get("/feedback/summary", response_model=FeedbackSummary, summary="Human feedback per model, variant, ...")
+async def feedback_summary(
+    store: Evaluations,
+    group_by: Literal["model", "variant", "name", "trace_id"] = "model",
+    from_: Annotated[datetime | None, Query(alias="from")] = None,
+    to: datetime | None = None,
+) -> FeedbackSummary:
+    from loopwise_collector.evaluators.human_feedback import summarize_feedback
+
+    lo, hi = to_ns(from_) or 0, to_ns(to) or time.time_ns() + 3_600_000_000_000
+    if lo > hi:
+        raise InvalidQueryError("'from' must not be after 'to'")
+    rows = await run_in_threadpool(store.human_feedback_rows, lo, hi)
+    return FeedbackSummary(group_by=group_by, data=summarize_feedback(rows, group_by))
 
 
 @router.get("/drift", response_model=DriftList, summary="Drift checks, newest first")

@@ -273,3 +273,22 @@ class DriftOut(BaseModel):
 
 class DriftList(BaseModel):
     data: list[DriftOut]
+
+
+class FeedbackGroup(BaseModel):
+    group: str | None
+    traces: int
+    n: int = Field(description="Feedback rows with a usable value.")
+    mean: float | None = Field(description="Mean feedback on 0..1 (thumbs up = 1, rating r = (r-1)/4), per trace.")
+    thumbs_up: int
+    thumbs_down: int
+    thumbs_up_rate: float | None
+    ratings: int
+    rating_mean: float | None = Field(description="On the raw 1..5 scale.")
+    comments: int
+    ignored: int
+
+
+class FeedbackSummary(BaseModel):
+    group_by: str
+    data: list[FeedbackGroup]

@@ -12,7 +12,7 @@ from loopwise_collector.api.deps import CurrentProject, State
 from loopwise_collector.api.evaluation_schemas import RuleIn, RuleList, RuleOut, RuleUpdate
 from loopwise_collector.errors import ConflictError
 from loopwise_collector.evaluators import available_evaluators
-from loopwise_collector.evaluators._errors import UnknownEvaluatorError
+from loopwise_collector.evaluators._errors import EvaluatorError, UnknownEvaluatorError
 from loopwise_collector.store.evaluation import EvaluationStore, EvaluatorRule
 
 router = APIRouter(prefix="/api/v1", tags=["evaluators"])
@@ -27,10 +27,16 @@ Evaluations = Annotated[EvaluationStore, Depends(evaluation_store)]
 
 
 def check_evaluator(name: str) -> None:
-    """422 with the known names for an evaluator nobody registers."""
+    """422 with the known names for an evaluator nobody registers, or one that cannot run on live spans."""
     known = available_evaluators()
     if name not in known:
         raise UnknownEvaluatorError(name, known)
+    if name == "human_feedback":
+        # People score traces after the fact, long after a runner would have claimed the span.
+        raise EvaluatorError(
+            "human_feedback summarises people's scores rather than scoring live spans: read it at "
+            "GET /api/v1/feedback/summary?group_by=model|variant, or run it offline with `loopwise eval`"
+        )
 
 
 def rule_out(state: State, project_id: str, rule: EvaluatorRule) -> RuleOut:

@@ -336,6 +336,32 @@ class EvaluationStore:
         )
         return [(r[0], r[1], list(r[2])) for r in rows]
 
+    # --- human feedback -----------------------------------------------------------------------
+    def human_feedback_rows(self, from_ns: int, to_ns: int, limit: int = 50_000) -> list[dict[str, Any]]:
+        """Human scores recorded in [from, to], each with its trace's model and variant."""
+        rows = self._query(
+            "SELECT trace_id, name, value, label, explanation FROM {db}.scores FINAL "
+            "WHERE project_id = {project:String} AND source = 'human' "
+            "AND created_at >= fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
+            "AND created_at <= fromUnixTimestamp64Nano({hi:Int64}, 'UTC') "
+            "ORDER BY created_at DESC LIMIT {n:UInt32}",
+            {"lo": from_ns, "hi": to_ns, "n": limit},
+        )
+        ids = sorted({r[0] for r in rows})
+        traits: dict[str, tuple[str, str]] = {}
+        if ids:
+            for trace_id, model, variant in self._query(
+                "SELECT trace_id, anyIf(model, model != ''), anyIf(variant, variant != '') FROM {db}.spans "
+                "WHERE project_id = {project:String} AND trace_id IN {ids:Array(String)} GROUP BY trace_id",
+                {"ids": ids},
+            ):
+                traits[trace_id] = (model, variant)
+        return [
+            {"trace_id": r[0], "name": r[1], "value": r[2], "label": r[3], "explanation": r[4],
+             "model": traits.get(r[0], ("", ""))[0] or None, "variant": traits.get(r[0], ("", ""))[1] or None}
+            for r in rows
+        ]  # fmt: skip
+
     # --- drift results ------------------------------------------------------------------------
     def insert_drift(self, record: DriftRecord) -> None:
         """Store one drift check."""

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.unit
 
 def test_collector_public_api() -> None:
     assert sorted(loopwise_collector.__all__) == [
-        "AuthenticationError", "ClickHouseStore", "ConflictError", "IngestSettings", "InvalidPayloadError", "InvalidQueryError",
-        "LoopwiseError", "NotFoundError", "PayloadTooLargeError", "Settings", "SpoolFullError", "StoreError",
+        "AuthenticationError", "ClickHouseStore", "ConflictError", "IngestSettings", "InvalidPayloadError",
+        "InvalidQueryError", "LoopwiseError", "NotFoundError", "PayloadTooLargeError", "Settings", "SpoolFullError", "StoreError",
         "StoreUnavailableError", "UnsupportedMediaTypeError", "create_app",
     ]  # fmt: skip
     for name in loopwise_collector.__all__:

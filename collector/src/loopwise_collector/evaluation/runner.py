@@ -182,7 +182,15 @@ class Runner:
             return 0
         items = [item_for(s) for s in spans]
         started = time.monotonic()
-        scores = evaluator.evaluate(items)
+        try:
+            scores = evaluator.evaluate(items)
+        except EvaluatorError as exc:
+            # A model that cannot load (weights offline, a missing library) is the rule's problem, not
+            # a reason to stop the runner: show it on the rule and hand the spans back.
+            self._evaluators[json.dumps([rule["evaluator"], rule["params"]], sort_keys=True)] = exc
+            self._report(index, client, rule, exc.message)
+            client.release(claim["lease_id"])
+            return 0
         elapsed = time.monotonic() - started
         payload = [_score_json(span, score) for span, score in zip(spans, scores, strict=True)]
         self._post_with_retry(lambda: client.post_scores(rule["id"], version, payload))

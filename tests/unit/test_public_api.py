@@ -17,8 +17,8 @@ pytestmark = pytest.mark.unit
 def test_collector_public_api() -> None:
     assert sorted(loopwise_collector.__all__) == [
         "AuthenticationError", "ClickHouseStore", "ConflictError", "IngestSettings", "InvalidPayloadError",
-        "InvalidQueryError", "LoopwiseError", "NotFoundError", "PayloadTooLargeError", "Settings", "SpoolFullError", "StoreError",
-        "StoreUnavailableError", "UnsupportedMediaTypeError", "create_app",
+        "InvalidQueryError", "LoopwiseError", "NotFoundError", "PayloadTooLargeError", "Settings", "SpoolFullError",
+        "StoreError", "StoreUnavailableError", "UnsupportedMediaTypeError", "create_app",
     ]  # fmt: skip
     for name in loopwise_collector.__all__:
         assert getattr(loopwise_collector, name).__doc__, f"{name} needs a docstring"

@@ -1,4 +1,4 @@
-"""``loopwise up`` (what ``make run`` starts) prints a URL and a key that work."""
+"""``loopwise up`` (what ``make run`` starts) prints a URL and a key that work, and runs an evaluation runner."""
 
 from __future__ import annotations
 
@@ -16,6 +16,12 @@ import pytest
 from tests.support.clickhouse_http import free_port
 
 pytestmark = pytest.mark.e2e
+
+
+def runner_pids(port: int) -> list[str]:
+    found = subprocess.run(["pgrep", "-f", f"evaluate --endpoint http://127.0.0.1:{port}"],
+                           capture_output=True, text=True, check=False)  # fmt: skip
+    return found.stdout.split()
 
 
 def test_up_prints_a_working_url_and_key(tmp_path: Path) -> None:
@@ -38,9 +44,21 @@ def test_up_prints_a_working_url_and_key(tmp_path: Path) -> None:
         resp = httpx.get(f"{url}/api/v1/traces", headers={"Authorization": f"Bearer {key}"})
         assert resp.status_code == 200 and resp.json() == {"data": [], "next_cursor": None}
         assert httpx.get(f"{url}/api/v1/traces", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        # The local project starts with the default evaluator rules, and a runner of its own.
+        rules = httpx.get(f"{url}/api/v1/evaluators", headers={"Authorization": f"Bearer {key}"}).json()["data"]
+        assert {r["name"]: r["evaluator"] for r in rules} == {
+            "hallucination": "hallucination",
+            "output_drift": "embedding_drift",
+        }
+        assert "Evaluation runner: on" in out
+        assert runner_pids(port), "loopwise up started no evaluation runner"
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(30)
+    deadline = time.monotonic() + 20
+    while runner_pids(port) and time.monotonic() < deadline:  # the runner goes down with `up`
+        time.sleep(0.2)
+    assert not runner_pids(port)
     assert key not in (tmp_path / "credentials.json").read_text().replace(key, "", 1)  # stored once, not logged twice
 
 

@@ -155,6 +155,9 @@ def test_rule_crud_and_validation(api: TestClient) -> None:
     message = unknown.json()["error"]["message"]
     assert "unknown evaluator 'blue'" in message and "bleu" in message and "rouge" in message
 
+    offline_only = api.post("/api/v1/evaluators", json={"evaluator": "rouge"}, headers=DEMO)
+    assert offline_only.status_code == 422 and "loopwise eval" in offline_only.json()["error"]["message"]
+
     bad_rate = api.post("/api/v1/evaluators", json={"evaluator": "word_count", "sample_rate": 2}, headers=DEMO)
     assert bad_rate.status_code == 422
 
@@ -271,6 +274,9 @@ def test_embeddings_and_drift_results_round_trip(api: TestClient) -> None:
         "p_value": 0.001, "n_reference": 500, "n_current": 400, "result": {"methods": {"mmd": {"p_value": 0.001}}},
     }  # fmt: skip
     assert api.post("/api/v1/drift", json=result, headers=DEMO).status_code == 201
+    other_rule = create_rule(api, evaluator="word_count", name=f"wc_{uuid.uuid4().hex[:6]}")
+    not_drift = api.post("/api/v1/drift", json={**result, "rule_id": other_rule["id"]}, headers=DEMO)
+    assert not_drift.status_code == 422 and "not embedding_drift" in not_drift.json()["error"]["message"]
     # Just computed: not due again within the hour, even for the same runner.
     assert api.post("/api/v1/evaluation/drift/claim", json=due, headers=DEMO).json() == {"run": False}
     listed = api.get("/api/v1/drift", params={"monitor": rule["name"]}, headers=DEMO).json()["data"]
@@ -292,7 +298,7 @@ def test_runner_scores_each_span_once_and_reports_bad_rules(api: TestClient) -> 
     good = create_rule(api, evaluator="word_count", name=f"wc_{tag}", filter={"tags": [tag], "span_types": ["llm"]},
                        params={"fail_on": "poison"})  # fmt: skip
     broken = create_rule(api, evaluator="word_count_broken", name=f"broken_{tag}", filter={"tags": [tag]})
-    runner = runner_for(api, batch_size=4)
+    runner = runner_for(api, batch_size=4, device="cpu")  # word_count takes no device: it must not get one
     stop = threading.Event()
     while runner.run_once(stop):
         pass
@@ -309,6 +315,11 @@ def test_runner_scores_each_span_once_and_reports_bad_rules(api: TestClient) -> 
     shown = api.get(f"/api/v1/evaluators/{broken['id']}", headers=DEMO).json()
     assert "does not exist" in shown["last_error"]
     assert scores_named(api, broken["name"]) == []
+    # A restarted collector forgets rule errors; the next pass reports them again.
+    api.post("/api/v1/evaluation/errors", json={"rule_id": broken["id"], "error": None}, headers=DEMO)
+    assert api.get(f"/api/v1/evaluators/{broken['id']}", headers=DEMO).json()["last_error"] is None
+    runner.run_once(stop)
+    assert "does not exist" in api.get(f"/api/v1/evaluators/{broken['id']}", headers=DEMO).json()["last_error"]
 
 
 def test_human_feedback_is_summarised_not_run_online(api: TestClient) -> None:

@@ -203,7 +203,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.terminate()
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=30)  # the runner finishes and posts its batch first
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

@@ -151,6 +151,8 @@ async def claim_drift(body: DriftClaimIn, store: Evaluations) -> DriftClaimOut:
 @router.post("/drift", status_code=201, response_model=DriftOut, summary="Record a drift check (runners do this)")
 async def post_drift(body: DriftIn, store: Evaluations) -> DriftOut:
     rule = await run_in_threadpool(store.get_rule, body.rule_id)
+    if not rule.is_drift:
+        raise InvalidQueryError(f"rule {rule.name!r} runs {rule.evaluator}, not embedding_drift")
     windows = ("reference_start", "reference_end", "current_start", "current_end")
     ns = {k: to_ns(getattr(body, k)) or 0 for k in windows}
     record = DriftRecord(

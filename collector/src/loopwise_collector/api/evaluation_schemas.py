@@ -222,7 +222,7 @@ class DriftClaimIn(BaseModel):
     rule_id: str = Field(min_length=1, max_length=100)
     runner: str = Field(min_length=1, max_length=200)
     every_s: float = Field(ge=1, le=7 * 86400)
-    lease_s: float = Field(600, ge=1, le=86400)
+    lease_s: float = Field(120, ge=1, le=86400, description="How long others wait if this runner dies mid-check.")
 
 
 class DriftClaimOut(BaseModel):

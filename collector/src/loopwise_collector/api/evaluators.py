@@ -13,6 +13,7 @@ from loopwise_collector.api.evaluation_schemas import RuleIn, RuleList, RuleOut,
 from loopwise_collector.errors import ConflictError
 from loopwise_collector.evaluators import available_evaluators
 from loopwise_collector.evaluators._errors import EvaluatorError, UnknownEvaluatorError
+from loopwise_collector.evaluators._registry import REGISTRY
 from loopwise_collector.store.evaluation import EvaluationStore, EvaluatorRule
 
 router = APIRouter(prefix="/api/v1", tags=["evaluators"])
@@ -31,6 +32,12 @@ def check_evaluator(name: str) -> None:
     known = available_evaluators()
     if name not in known:
         raise UnknownEvaluatorError(name, known)
+    needs = REGISTRY.requirements(name)
+    if needs is not None and "reference" in needs:
+        raise EvaluatorError(
+            f"{name} compares an answer with a reference answer, which live spans do not carry: run it offline "
+            "with `loopwise eval --evaluators " + name + "` over a dataset that has references"
+        )
     if name == "human_feedback":
         # People score traces after the fact, long after a runner would have claimed the span.
         raise EvaluatorError(
@@ -80,7 +87,7 @@ async def get_rule(rule_id: str, state: State, store: Evaluations) -> RuleOut:
 @router.patch("/evaluators/{rule_id}", response_model=RuleOut, summary="Update an evaluator rule")
 async def update_rule(rule_id: str, body: RuleUpdate, state: State, store: Evaluations) -> RuleOut:
     rule = await run_in_threadpool(store.get_rule, rule_id)
-    _refuse_config(rule)
+    _refuse_config(state, rule)
     selector = body.filter
     updated = EvaluatorRule(
         rule_id=rule.rule_id, name=rule.name, evaluator=rule.evaluator,
@@ -99,15 +106,16 @@ async def update_rule(rule_id: str, body: RuleUpdate, state: State, store: Evalu
 
 
 @router.delete("/evaluators/{rule_id}", status_code=204, summary="Delete an evaluator rule (its scores stay)")
-async def delete_rule(rule_id: str, store: Evaluations) -> Response:
+async def delete_rule(rule_id: str, state: State, store: Evaluations) -> Response:
     rule = await run_in_threadpool(store.get_rule, rule_id)
-    _refuse_config(rule)
+    _refuse_config(state, rule)
     await run_in_threadpool(store.delete_rule, rule_id)
     return Response(status_code=204)
 
 
-def _refuse_config(rule: EvaluatorRule) -> None:
-    if rule.source == "config":
+def _refuse_config(state: State, rule: EvaluatorRule) -> None:
+    # Without a rules file nothing owns config rules any more (the file was dropped): let people clean up.
+    if rule.source == "config" and state.settings.evaluator_rules_file is not None:
         raise ConflictError(
             f"rule {rule.name!r} is managed by the collector's rules file (LOOPWISE_EVALUATOR_RULES_FILE); "
             "change it there and restart the collector"

@@ -146,9 +146,9 @@ class Runner:
         found = self._evaluators.get(key)
         if found is None:
             params = dict(rule["params"])
-            if self.options.device and "device" not in params and rule["evaluator"] != "llm_judge":
-                params["device"] = self.options.device
             try:
+                if self.options.device and "device" not in params and _takes_device(rule["evaluator"]):
+                    params["device"] = self.options.device
                 found = get_evaluator(rule["evaluator"], **params)
             except EvaluatorError as exc:
                 found = exc
@@ -162,12 +162,15 @@ class Runner:
         return found
 
     def _report(self, index: int, client: EvaluationClient, rule: dict[str, Any], error: str | None) -> None:
-        key = (index, rule["id"])
-        if self._reported.get(key, "unset") == error:
+        # Compared with what the collector shows, not with what this runner last said: a restarted
+        # collector forgets rule errors, and the next pass puts them back.
+        if rule.get("last_error") == error:
             return
-        if error:
+        key = (index, rule["id"])
+        if error and self._reported.get(key) != error:
             log.error("rule %r cannot run: %s", rule["name"], error)
         client.report_error(rule["id"], error)
+        rule["last_error"] = error
         self._reported[key] = error
 
     def _score(self, index: int, client: EvaluationClient, rule: dict[str, Any]) -> int:
@@ -289,6 +292,19 @@ class Runner:
         client.post_drift({**body, "drift": bool(result.drift), "p_value": _finite(result.p_value), "result": summary})
         log.info("%s: drift=%s p=%s (%d vs %d)", rule["name"], result.drift, result.p_value, len(ref_texts),
                  len(cur_texts))  # fmt: skip
+
+
+def _takes_device(name: str) -> bool:
+    """Whether the evaluator's factory has a ``device`` parameter (metrics and API judges do not)."""
+    import inspect
+
+    from loopwise_collector.evaluators._registry import REGISTRY
+
+    try:
+        parameters = inspect.signature(REGISTRY.factory(name)).parameters
+    except (TypeError, ValueError):
+        return False
+    return "device" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
 def wait_for_collector(endpoint: str, stop: threading.Event, timeout_s: float) -> bool:

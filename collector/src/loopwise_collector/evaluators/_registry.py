@@ -73,6 +73,14 @@ class Registry:
             self._targets[name] = target
         return target
 
+    def requirements(self, name: str) -> frozenset[str] | None:
+        """The item fields ``name`` requires, when its factory declares them; ``None`` when unknown."""
+        try:
+            needs = getattr(self.factory(name), "requires", None)
+        except Exception:  # a plugin or library that fails to import: nothing to tell
+            return None
+        return frozenset(needs) if isinstance(needs, frozenset | set | tuple | list) else None
+
     def create(self, name: str, **params: Any) -> Evaluator:
         """Build the evaluator ``name`` with ``params``; bad parameters raise :class:`EvaluatorConfigError`."""
         factory = self.factory(name)

@@ -13,6 +13,7 @@ the context but changes one figure still scores high. The number check catches t
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -63,6 +64,42 @@ _NUMBER_WORDS = {word: str(n) for n, word in enumerate(_UNITS)} | {
 
 _lock = threading.Lock()
 _cross_encoders: dict[tuple[str, str], Any] = {}
+
+
+def _prose(output: str) -> str:
+    """The text whose claims are checked: for structured (JSON) output, only its prose string values.
+
+    A tool call or routing decision (``{"tool": "get_account", "account": "acct_2290"}``) asserts no
+    facts for the context to support; its identifiers would otherwise read as invented numbers.
+
+    Example:
+        >>> _prose('{"tool": "search", "reason": "The user asks about refunds on annual plans."}')
+        'The user asks about refunds on annual plans.'
+        >>> _prose("Plain text stays as it is.")
+        'Plain text stays as it is.'
+    """
+    stripped = output.strip()
+    if not stripped.startswith(("{", "[")):
+        return output
+    try:
+        value = json.loads(stripped)
+    except ValueError:
+        return output
+    leaves: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, str):
+            if len(node.split()) >= 3:  # a label or an id is not a claim
+                leaves.append(node.strip())
+        elif isinstance(node, dict):
+            for child in node.values():
+                walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(value)
+    return "\n".join(leaves)
 
 
 def split_sentences(text: str) -> list[str]:
@@ -399,7 +436,7 @@ def _plan(item: EvalItem) -> _Plan | None:
     # Questions assert nothing; a fragment with no letter or digit ("--", "...") says nothing checkable.
     claims = [
         w
-        for s in split_sentences(item.output)
+        for s in split_sentences(_prose(item.output))
         if not s.rstrip("\"')\u201d\u2019]").endswith("?") and any(c.isalnum() for c in s)
         for w in _windows(s)
     ]

@@ -9,7 +9,7 @@ UV := $(BIN)/uv
 STAMP := $(VENV)/.installed
 PYPROJECTS := pyproject.toml sdk/pyproject.toml collector/pyproject.toml worker/pyproject.toml dashboard/pyproject.toml
 
-.PHONY: install run test lint typecheck unit integration e2e gpu bench bench-sdk lock clean
+.PHONY: install run test lint typecheck unit integration e2e gpu bench bench-eval bench-sdk lock clean
 
 install: $(STAMP)
 
@@ -55,6 +55,11 @@ gpu: install
 bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/query.py
+
+# Evaluator throughput next to the libraries they wrap, drift at 5k vs 5k, and the online runner's lag.
+bench-eval: install
+	$(BIN)/python bench/evaluators.py $(BENCH_ARGS)
+	$(BIN)/python bench/online_eval.py $(BENCH_ARGS)
 
 # SDK overhead next to competitors, in a separate venv so they never enter requirements.lock. Each competitor
 # is installed on its own; one that cannot be installed is noted in the venv and the bench reports it as skipped.

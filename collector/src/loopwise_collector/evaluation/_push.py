@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from loopwise_collector.errors import LoopwiseError
-from loopwise_collector.evaluation._summary import finite
+from loopwise_collector.evaluators._types import finite
 from loopwise_collector.settings import Settings
 
 MAX_SCORES_PER_REQUEST = 1000

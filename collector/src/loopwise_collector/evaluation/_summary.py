@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from loopwise_collector.evaluators import Score
+from loopwise_collector.evaluators._types import finite
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:
@@ -27,22 +28,6 @@ def percentile(sorted_values: Sequence[float], q: float) -> float | None:
     lo = math.floor(pos)
     hi = min(lo + 1, len(sorted_values) - 1)
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
-
-
-def finite(value: float | None) -> float | None:
-    """``value`` as a float when it is a finite number, else ``None`` (JSON has no NaN or infinity).
-
-    Example:
-        >>> finite(1), finite(float("nan")), finite(None)
-        (1.0, None, None)
-    """
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 class Tally:

@@ -24,7 +24,7 @@ import click
 from loopwise_collector.errors import LoopwiseError
 from loopwise_collector.evaluation._dataset import DatasetInfo, Row, has_field, iter_rows, read_reference_texts, scan
 from loopwise_collector.evaluation._push import Pusher, PushTarget, experiment_id, resolve_target, score_payloads
-from loopwise_collector.evaluation._summary import Tally, finite, format_table, plain
+from loopwise_collector.evaluation._summary import Tally, format_table, plain
 from loopwise_collector.evaluators import (
     BaseEvaluator,
     EvalItem,
@@ -35,6 +35,7 @@ from loopwise_collector.evaluators import (
     available_evaluators,
     get_evaluator,
 )
+from loopwise_collector.evaluators._types import finite
 
 DRIFT = "embedding_drift"
 # Errors an evaluator's loader may only hit on first use; when a whole batch fails with one, the

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import socket
 import threading
@@ -29,6 +28,7 @@ from loopwise_collector.evaluation._client import (
 )
 from loopwise_collector.evaluation._items import item_for
 from loopwise_collector.evaluators import Evaluator, EvaluatorError, Score, get_evaluator
+from loopwise_collector.evaluators._types import finite
 
 log = logging.getLogger("loopwise.evaluate")
 
@@ -289,7 +289,7 @@ class Runner:
             ref_vectors, cur_vectors, reference_texts=ref_texts, current_texts=cur_texts, alpha=params.alpha
         )
         summary = result.to_dict()
-        client.post_drift({**body, "drift": bool(result.drift), "p_value": _finite(result.p_value), "result": summary})
+        client.post_drift({**body, "drift": bool(result.drift), "p_value": finite(result.p_value), "result": summary})
         log.info("%s: drift=%s p=%s (%d vs %d)", rule["name"], result.drift, result.p_value, len(ref_texts),
                  len(cur_texts))  # fmt: skip
 
@@ -344,12 +344,8 @@ def _iso(ns: int) -> str:
     return iso(ns)
 
 
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
-
-
 def _score_json(span: Mapping[str, Any], score: Score) -> dict[str, Any]:
-    value = _finite(score.value)
+    value = finite(score.value)
     label = score.label if value is not None or score.is_error else "error"
     metadata = {str(k): v if isinstance(v, str) else json.dumps(v, default=str) for k, v in score.metadata.items()}
     return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -61,6 +62,22 @@ class EvalItem:
         if name == "context":
             return bool(self.context)
         return True
+
+
+def finite(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number (not a bool), else ``None``: JSON has no NaN.
+
+    Example:
+        >>> finite(1), finite("2.5"), finite(float("nan")), finite(None), finite(True)
+        (1.0, 2.5, None, None, None)
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _text(value: Any) -> str:

@@ -18,13 +18,12 @@ rating: name ratings ``rating``/``stars`` to avoid that ambiguity. Rows that fit
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from loopwise_collector.evaluators._base import BaseEvaluator
-from loopwise_collector.evaluators._types import ERROR_LABEL, EvalItem, Score
+from loopwise_collector.evaluators._types import ERROR_LABEL, EvalItem, Score, finite
 
 FeedbackKind = Literal["thumbs", "rating", "score", "comment", "ignored"]
 GROUP_KEYS = ("model", "variant", "name", "trace_id")
@@ -71,7 +70,7 @@ def normalise_feedback(row: Mapping[str, Any]) -> Feedback:
     label = str(row.get("label") or "").strip().lower()
     comment = str(row.get("comment") or row.get("explanation") or "").strip()
     raw = row.get("value")
-    number = _number(raw)
+    number = finite(raw)
 
     def thumbs(up: bool) -> Feedback:
         return Feedback("thumbs", 1.0 if up else 0.0, 1.0 if up else 0.0, comment)
@@ -101,16 +100,6 @@ def normalise_feedback(row: Mapping[str, Any]) -> Feedback:
     if 0.0 < number < 1.0:
         return Feedback("score", number, number, comment)
     return unusable
-
-
-def _number(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _sentiment(values: Sequence[float]) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loopwise_collector.errors import InvalidPayloadError, InvalidQueryError, NotFoundError
-from loopwise_collector.store.records import ScoreRecord
+from loopwise_collector.store.records import SCORE_SELECT, ScoreRecord, score_from_row
 
 if TYPE_CHECKING:
     from loopwise_collector.store.clickhouse import ClickHouseStore
@@ -245,30 +245,12 @@ class ExperimentStore:
         """The experiment's scores in dataset order (row, then evaluator name)."""
         _check_page(limit, offset)
         rows = self._query(
-            "SELECT project_id, score_id, trace_id, name, source, span_id, value, label, explanation, "  # noqa: S608 - fixed fragments; values are parameters
-            "evaluator_version, metadata, toUnixTimestamp64Nano(created_at), version FROM {db}.scores FINAL "
+            SCORE_SELECT
             + _SCORES_WHERE
             + "ORDER BY toUInt64OrZero(metadata['row']), name LIMIT {lim:UInt32} OFFSET {off:UInt32}",
             {"exp": experiment_id, "source": OFFLINE_SOURCE, "lim": limit, "off": offset},
         )
-        return [
-            ScoreRecord(
-                project_id=r[0],
-                score_id=r[1],
-                trace_id=r[2],
-                name=r[3],
-                source=r[4],
-                span_id=r[5],
-                value=r[6],
-                label=r[7],
-                explanation=r[8],
-                evaluator_version=r[9],
-                metadata=dict(r[10]),
-                created_at_ns=int(r[11]),
-                version=int(r[12]),
-            )
-            for r in rows
-        ]
+        return [score_from_row(r) for r in rows]
 
 
 def _check_page(limit: int, offset: int) -> None:

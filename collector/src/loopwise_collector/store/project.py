@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from loopwise_collector.errors import InvalidQueryError, NotFoundError
 from loopwise_collector.store.models import MetricsRow, TraceCursor, TraceFilter, TracePage, TraceSummary
-from loopwise_collector.store.records import SPAN_FIELDS, ScoreRecord, SpanRecord
+from loopwise_collector.store.records import SCORE_SELECT, SPAN_FIELDS, ScoreRecord, SpanRecord, score_from_row
 
 if TYPE_CHECKING:
     from loopwise_collector.store.clickhouse import ClickHouseStore
@@ -218,30 +218,11 @@ class ProjectStore:
                 where.append(f"{col} = {{{col}:String}}")
                 params[col] = value
         rows = self._query(
-            "SELECT project_id, score_id, trace_id, name, source, span_id, value, label, explanation, "  # noqa: S608 - fixed SQL fragments; every value is a bound parameter
-            "evaluator_version, metadata, toUnixTimestamp64Nano(created_at), version FROM {db}.scores FINAL "
-            f"WHERE {' AND '.join(where)} ORDER BY created_at DESC, score_id "
+            SCORE_SELECT + f"WHERE {' AND '.join(where)} ORDER BY created_at DESC, score_id "
             "LIMIT {lim:UInt32} OFFSET {off:UInt32}",
             params,
         )
-        return [
-            ScoreRecord(
-                project_id=r[0],
-                score_id=r[1],
-                trace_id=r[2],
-                name=r[3],
-                source=r[4],
-                span_id=r[5],
-                value=r[6],
-                label=r[7],
-                explanation=r[8],
-                evaluator_version=r[9],
-                metadata=dict(r[10]),
-                created_at_ns=int(r[11]),
-                version=int(r[12]),
-            )
-            for r in rows
-        ]
+        return [score_from_row(r) for r in rows]
 
     # --- metrics ------------------------------------------------------------------------------
     def metrics_summary(

@@ -6,7 +6,9 @@ records becomes column-oriented insert data without a name lookup per value.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,3 +109,18 @@ class ScoreRecord:
 
 
 SCORE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ScoreRecord))
+
+# What a score read selects, in the order ``score_from_row`` expects.
+SCORE_SELECT = (
+    "SELECT project_id, score_id, trace_id, name, source, span_id, value, label, explanation, "
+    "evaluator_version, metadata, toUnixTimestamp64Nano(created_at), version FROM {db}.scores FINAL "
+)
+
+
+def score_from_row(r: Sequence[Any]) -> ScoreRecord:
+    """A row selected with :data:`SCORE_SELECT` as a record."""
+    return ScoreRecord(
+        project_id=r[0], score_id=r[1], trace_id=r[2], name=r[3], source=r[4], span_id=r[5], value=r[6],
+        label=r[7], explanation=r[8], evaluator_version=r[9], metadata=dict(r[10]), created_at_ns=int(r[11]),
+        version=int(r[12]),
+    )  # fmt: skip

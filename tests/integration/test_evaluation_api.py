@@ -288,10 +288,15 @@ def test_embeddings_and_drift_results_round_trip(api: TestClient) -> None:
 # --- the runner, in-process -----------------------------------------------------------------------
 
 
-def test_runner_scores_each_span_once_and_reports_bad_rules(api: TestClient) -> None:
-    for rule in api.get("/api/v1/evaluators", headers=DEMO).json()["data"]:  # earlier tests' rules
-        if rule["source"] == "api":
+def disable_api_rules(api: TestClient) -> None:
+    """Earlier tests' rules would give the in-process runner other work."""
+    for rule in api.get("/api/v1/evaluators", headers=DEMO).json()["data"]:
+        if rule["source"] == "api" and rule["enabled"]:
             api.patch(f"/api/v1/evaluators/{rule['id']}", json={"enabled": False}, headers=DEMO)
+
+
+def test_runner_scores_each_span_once_and_reports_bad_rules(api: TestClient) -> None:
+    disable_api_rules(api)
     tag = uuid.uuid4().hex[:8]
     ids = send(api, 5, tag=tag)
     send(api, 1, tag=tag, output="poison pill")
@@ -349,3 +354,46 @@ def test_human_feedback_is_summarised_not_run_online(api: TestClient) -> None:
     r = api.get("/api/v1/feedback/summary", params={"group_by": "model"}, headers=OTHER)
     assert model not in {g["group"] for g in r.json()["data"]}
     assert api.get("/api/v1/feedback/summary", params={"group_by": "colour"}, headers=DEMO).status_code == 422
+
+
+COOKING = ["Simmer the {} sauce for {} minutes and season it with {}.",
+           "Roast the {} with {} until golden, about {} min.",
+           "Whisk the {} into the {} and let it rest {} minutes."]  # fmt: skip
+OUTAGE = ["The {} region had a network outage lasting {} minutes; {} requests failed.",
+          "Billing for {} was charged twice after the {} incident; refund ticket {}.",
+          "Our {} API returned 503 errors for {} minutes after a {} deploy."]  # fmt: skip
+WORDS = ["tomato", "garlic", "basil", "eu-west", "us-east", "payments", "onion", "checkout", "lemon", "auth"]
+
+
+def test_runner_computes_drift_on_schedule(api: TestClient) -> None:
+    disable_api_rules(api)
+    tag = uuid.uuid4().hex[:8]
+    now = time.time_ns()
+    for i in range(80):
+        old = i < 40  # the reference window: half an hour ago, cooking; the current one: outages
+        text = (COOKING if old else OUTAGE)[i % 3].format(WORDS[i % 10], 5 + i, WORDS[(i * 3) % 10])
+        spans = llm_trace_spans(
+            tags=[tag], start_ns=now - (30 * 60 * 10**9 if old else 60 * 10**9) + i * 10**6,
+            extra={sc.GEN_AI_OUTPUT_MESSAGES: json.dumps(
+                [{"role": "assistant", "parts": [{"type": "text", "content": text}]}])},
+        )  # fmt: skip
+        assert api.post("/v1/traces", content=to_protobuf(spans), headers={**DEMO, **PROTOBUF}).status_code == 200
+    params = {"window_minutes": 10, "reference_minutes": 60, "every_minutes": 60, "min_samples": 20}
+    rule = create_rule(api, evaluator="embedding_drift", name=f"drift_{tag}", params=params,
+                       filter={"tags": [tag], "span_types": ["llm"]})  # fmt: skip
+    runner = runner_for(api, batch_size=100)
+    stop = threading.Event()
+    wait_for(lambda: runner.run_once(stop) == 0 and api.get(
+        "/api/v1/drift", params={"monitor": rule["name"]}, headers=DEMO).json()["data"], timeout=60)  # fmt: skip
+    checks = api.get("/api/v1/drift", params={"monitor": rule["name"]}, headers=DEMO).json()["data"]
+    assert len(checks) == 1, checks  # every_minutes=60: one check, however many passes
+    check = checks[0]
+    assert check["drift"] is True and check["p_value"] < 0.01
+    assert (check["n_reference"], check["n_current"]) == (40, 40)
+    assert check["field"] == "output" and check["model"] == "all-MiniLM-L6-v2"
+    examples = [e["text"] for e in check["result"]["examples"]]
+    assert examples and all(any(w in t for w in ("outage", "Billing", "API")) for t in examples)
+    assert set(check["result"]["methods"]) == {"mmd", "ks", "classifier"}
+    # Every sampled span was embedded once: nothing left to claim.
+    body = {"rule_id": rule["id"], "evaluator_version": "x", "runner": "t", "limit": 100, "lease_s": 5}
+    assert api.post("/api/v1/evaluation/claim", json=body, headers=DEMO).json()["spans"] == []

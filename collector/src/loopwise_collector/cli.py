@@ -183,7 +183,8 @@ def up(host: str | None, port: int | None, data_dir: Path | None, store: str | N
             "",
         ]
     )
-    runner = _start_runner(base, key, settings.data_dir) if evaluate else None
+    # The runner dials this machine, even when the collector binds every interface (0.0.0.0).
+    runner = _start_runner(resolve_endpoint(settings, None), key, settings.data_dir) if evaluate else None
     try:
         _serve(settings, banner=banner)
     finally:

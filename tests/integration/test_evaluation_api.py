@@ -242,6 +242,9 @@ def test_claim_refuses_bad_input_and_other_projects(api: TestClient) -> None:
     row = {"span_id": "a" * 16, "trace_id": "b" * 32, "start_time_unix_nano": 1, "vector_b64": "not base64!"}
     emb = {"rule_id": rule["id"], "field": "output", "model": "m", "embeddings": [row]}
     assert api.post("/api/v1/evaluation/embeddings", json=emb, headers=DEMO).status_code == 422
+    row["vector_b64"] = "AACAPw=="
+    not_drift = api.post("/api/v1/evaluation/embeddings", json=emb, headers=DEMO)  # rule runs word_count
+    assert not_drift.status_code == 422 and "not embedding_drift" in not_drift.json()["error"]["message"]
 
 
 def test_embeddings_and_drift_results_round_trip(api: TestClient) -> None:
@@ -255,13 +258,16 @@ def test_embeddings_and_drift_results_round_trip(api: TestClient) -> None:
     ]  # fmt: skip
     body = {"rule_id": rule["id"], "field": "output", "model": "all-MiniLM-L6-v2", "embeddings": rows}
     assert api.post("/api/v1/evaluation/embeddings", json=body, headers=DEMO).status_code == 201
-    window = {"field": "output", "model": "all-MiniLM-L6-v2", "from": "2000-01-01T00:00:00Z",
-              "to": "2100-01-01T00:00:00Z"}  # fmt: skip
+    window = {"rule_id": rule["id"], "from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"}
     got = api.get("/api/v1/evaluation/embeddings", params=window, headers=DEMO).json()["data"]
     assert sorted(d["text"] for d in got) == [f"text {i}" for i in range(1, 6)]
     vectors = decode_vectors([d["vector_b64"] for d in got])
     assert sorted(vectors[:, 0].tolist()) == [1.0, 2.0, 3.0, 4.0, 5.0]
-    assert api.get("/api/v1/evaluation/embeddings", params=window, headers=OTHER).json()["data"] == []
+    assert api.get("/api/v1/evaluation/embeddings", params=window, headers=OTHER).status_code == 404
+    # Another drift rule of the same project sees only its own spans' vectors.
+    twin = create_rule(api, evaluator="embedding_drift", name=f"{name}_twin", params={"field": "output"})
+    assert api.get("/api/v1/evaluation/embeddings", params={**window, "rule_id": twin["id"]},
+                   headers=DEMO).json()["data"] == []  # fmt: skip
 
     due = {"rule_id": rule["id"], "runner": "r1", "every_s": 3600}
     assert api.post("/api/v1/evaluation/drift/claim", json=due, headers=DEMO).json() == {"run": True}

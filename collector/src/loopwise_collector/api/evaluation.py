@@ -90,7 +90,9 @@ async def results(body: ResultsIn, state: State, project: CurrentProject, store:
 
 @router.post("/evaluation/embeddings", status_code=201, response_model=Accepted, summary="Store embeddings")
 async def post_embeddings(body: EmbeddingsIn, project: CurrentProject, store: Evaluations) -> Accepted:
-    await run_in_threadpool(store.get_rule, body.rule_id)
+    rule = await run_in_threadpool(store.get_rule, body.rule_id)
+    if not rule.is_drift:
+        raise InvalidQueryError(f"rule {rule.name!r} runs {rule.evaluator}, not embedding_drift")
     records = [
         EmbeddingRecord(
             field=body.field,
@@ -103,15 +105,14 @@ async def post_embeddings(body: EmbeddingsIn, project: CurrentProject, store: Ev
         )
         for e in body.embeddings
     ]
-    await run_in_threadpool(store.insert_embeddings, records, project.retention_days)
+    await run_in_threadpool(store.insert_embeddings, rule, records, project.retention_days)
     return Accepted(accepted=len(records))
 
 
 @router.get("/evaluation/embeddings", response_model=EmbeddingList, summary="A sample of stored embeddings")
 async def get_embeddings(
     store: Evaluations,
-    field: Annotated[str, Query(pattern=r"^(input|output)$")],
-    model: Annotated[str, Query(min_length=1, max_length=500)],
+    rule_id: Annotated[str, Query(min_length=1, max_length=100, description="A drift rule.")],
     from_: Annotated[datetime, Query(alias="from")],
     to: datetime,
     limit: Annotated[int, Query(ge=1, le=20_000)] = 5000,
@@ -119,7 +120,8 @@ async def get_embeddings(
     lo, hi = to_ns(from_), to_ns(to)
     if lo is None or hi is None or lo > hi:
         raise InvalidQueryError("'from' must not be after 'to'")
-    rows = await run_in_threadpool(store.embeddings_window, field, model, lo, hi, limit)
+    rule = await run_in_threadpool(store.get_rule, rule_id)
+    rows = await run_in_threadpool(store.embeddings_window, rule, lo, hi, limit)
     return EmbeddingList(
         data=[
             EmbeddingOut(span_id=s, text=t, vector_b64=base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode())

@@ -107,9 +107,9 @@ class EvaluationClient:
         body = {"rule_id": rule_id, "field": field, "model": model, "embeddings": rows}
         self._call("POST", "/api/v1/evaluation/embeddings", json=body)
 
-    def embeddings(self, field: str, model: str, from_ns: int, to_ns: int, limit: int) -> tuple[list[str], np.ndarray]:
-        """Texts and vectors of a window's embeddings (a stable sample of at most ``limit``)."""
-        params = {"field": field, "model": model, "from": iso(from_ns), "to": iso(to_ns), "limit": limit}
+    def embeddings(self, rule_id: str, from_ns: int, to_ns: int, limit: int) -> tuple[list[str], np.ndarray]:
+        """Texts and vectors of a drift rule's window (a stable sample of at most ``limit``)."""
+        params = {"rule_id": rule_id, "from": iso(from_ns), "to": iso(to_ns), "limit": limit}
         data = self._call("GET", "/api/v1/evaluation/embeddings", params=params)["data"]
         return [d["text"] for d in data], decode_vectors([d["vector_b64"] for d in data])
 

@@ -211,9 +211,11 @@ class Runner:
             try:
                 post()
                 return
-            except CollectorUnavailableError:
+            except CollectorUnavailableError as exc:
                 if time.monotonic() + delay > deadline:
                     raise
+                if delay == 0.5:
+                    log.warning("collector unavailable (%s); keeping the finished batch and retrying", exc.message)
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
@@ -265,11 +267,8 @@ class Runner:
             reference = (_parse_ns(params.reference_start), _parse_ns(params.reference_end))
         else:
             reference = (current[0] - int(params.reference_minutes * 60e9), current[0])
-        model_name = params.model or "all-MiniLM-L6-v2"
-        ref_texts, ref_vectors = client.embeddings(
-            params.field, model_name, reference[0], reference[1], params.max_samples
-        )
-        cur_texts, cur_vectors = client.embeddings(params.field, model_name, *current, params.max_samples)
+        ref_texts, ref_vectors = client.embeddings(rule["id"], reference[0], reference[1], params.max_samples)
+        cur_texts, cur_vectors = client.embeddings(rule["id"], current[0], current[1], params.max_samples)
         body: dict[str, Any] = {
             "rule_id": rule["id"], "reference_start": _iso(reference[0]), "reference_end": _iso(reference[1]),
             "current_start": _iso(current[0]), "current_end": _iso(current[1]), "n_reference": len(ref_texts),

@@ -228,7 +228,7 @@ class EvaluationStore:
         }  # fmt: skip
         if rule.is_drift:
             done = (
-                "SELECT span_id FROM {db}.embeddings WHERE project_id = {project:String} "
+                "SELECT span_id FROM {db}.embeddings WHERE project_id = {project:String} AND rule_id = {rule:String} "
                 "AND field = {field:String} AND model = {emodel:String} "
                 "AND start_time >= fromUnixTimestamp64Nano({since:Int64}, 'UTC')"
             )
@@ -307,32 +307,43 @@ class EvaluationStore:
         return len(rows)
 
     # --- embeddings ---------------------------------------------------------------------------
-    def insert_embeddings(self, records: Sequence[EmbeddingRecord], retention_days: int) -> None:
-        """Store embeddings; a re-posted (span, field, model) replaces the older row."""
+    def insert_embeddings(self, rule: EvaluatorRule, records: Sequence[EmbeddingRecord], retention_days: int) -> None:
+        """Store a drift rule's embeddings; a re-posted span replaces the older row."""
         if not records:
             return
         now = time.time_ns()
         n = len(records)
         self._store._insert(
             "embeddings",
-            [[self.project_id] * n, [r.field for r in records], [r.model for r in records],
+            [[self.project_id] * n, [rule.rule_id] * n, [r.field for r in records], [r.model for r in records],
              [r.start_time_ns for r in records], [r.trace_id for r in records], [r.span_id for r in records],
              [r.text for r in records], [list(r.vector) for r in records], [retention_days] * n, [now] * n],
-            ["project_id", "field", "model", "start_time", "trace_id", "span_id", "text", "vector",
+            ["project_id", "rule_id", "field", "model", "start_time", "trace_id", "span_id", "text", "vector",
              "retention_days", "version"],
         )  # fmt: skip
 
     def embeddings_window(
-        self, field: str, model: str, from_ns: int, to_ns: int, limit: int
+        self, rule: EvaluatorRule, from_ns: int, to_ns: int, limit: int
     ) -> list[tuple[str, str, list[float]]]:
-        """Up to ``limit`` (span_id, text, vector) rows started in [from, to), a stable pseudo-random sample."""
+        """Up to ``limit`` (span_id, text, vector) of a drift rule's spans started in [from, to).
+
+        A stable pseudo-random sample; only vectors of the rule's current field and model, so a
+        changed model never mixes dimensions.
+        """
         rows = self._query(
             "SELECT span_id, text, vector FROM {db}.embeddings WHERE project_id = {project:String} "
-            "AND field = {field:String} AND model = {model:String} AND text != '' "
+            "AND rule_id = {rule:String} AND field = {field:String} AND model = {model:String} AND text != '' "
             "AND start_time >= fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
             "AND start_time < fromUnixTimestamp64Nano({hi:Int64}, 'UTC') "
             "ORDER BY cityHash64(span_id), span_id LIMIT 1 BY span_id LIMIT {n:UInt32}",
-            {"field": field, "model": model, "lo": from_ns, "hi": to_ns, "n": limit},
+            {
+                "rule": rule.rule_id,
+                "field": rule.drift_field,
+                "model": rule.embedding_model,
+                "lo": from_ns,
+                "hi": to_ns,
+                "n": limit,
+            },
         )
         return [(r[0], r[1], list(r[2])) for r in rows]
 

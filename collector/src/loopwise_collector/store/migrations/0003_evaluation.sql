@@ -49,10 +49,12 @@ TTL toDateTime(expires_at) + toIntervalDay(1);
 CREATE TABLE IF NOT EXISTS $db.eval_leases $on_cluster AS $db.eval_leases_local
 ENGINE = Distributed($cluster, $db, eval_leases_local, cityHash64(project_id));
 
--- Sentence embeddings the runner posts back, for drift.
+-- Sentence embeddings the runner posts back, for drift: per rule, so each drift rule compares only
+-- the spans its filter selects.
 CREATE TABLE IF NOT EXISTS $db.embeddings$local $on_cluster
 (
     project_id LowCardinality(String),
+    rule_id    String,
     field      LowCardinality(String),
     model      LowCardinality(String),
     start_time DateTime64(9, 'UTC'),
@@ -65,7 +67,7 @@ CREATE TABLE IF NOT EXISTS $db.embeddings$local $on_cluster
 )
 ENGINE = ${replicated}ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(start_time)
-ORDER BY (project_id, field, model, toStartOfHour(start_time), span_id)
+ORDER BY (project_id, rule_id, toStartOfHour(start_time), span_id)
 TTL toDateTime(start_time) + toIntervalDay(retention_days);
 
 -- @cluster

@@ -9,7 +9,7 @@ UV := $(BIN)/uv
 STAMP := $(VENV)/.installed
 PYPROJECTS := pyproject.toml sdk/pyproject.toml collector/pyproject.toml worker/pyproject.toml dashboard/pyproject.toml
 
-.PHONY: install run test lint typecheck unit integration e2e gpu bench bench-eval bench-sdk lock clean
+.PHONY: install browser run test lint typecheck unit integration e2e gpu bench bench-eval bench-sdk lock clean
 
 install: $(STAMP)
 
@@ -37,7 +37,13 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: install lint typecheck
+# Headless Chromium for the dashboard's browser tests (Debian packages; about 30 s the first time).
+browser:
+	@command -v chromedriver >/dev/null && command -v chromium >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; }
+
+test: install browser lint typecheck
 	$(BIN)/pytest
 
 unit: install

@@ -1,13 +1,19 @@
 """Query latency: the first page of ``/api/v1/traces`` and ``/api/v1/metrics/summary`` over 1M stored spans.
 
 What it measures
-    Wall-clock latency, as an HTTP client sees it, of four requests against a ``loopwise collector``
+    Wall-clock latency, as an HTTP client sees it, of ten requests against a ``loopwise collector``
     on the embedded chDB store holding ``--spans`` spans (default 1,000,000):
 
     - ``GET /api/v1/traces``                           first page, default limit 50
     - ``GET /api/v1/traces?model=<model>``             first page, filtered
     - ``GET /api/v1/metrics/summary``                  all spans
     - ``GET /api/v1/metrics/summary?group_by=model``
+    - ``GET /api/v1/traces?q=...``                     free-text search: a common phrase, and a miss
+                                                     (the worst case: every window is scanned)
+    - ``GET /api/v1/traces?score_name=faithfulness&score_max=0.2``
+    - ``GET /api/v1/scores/summary`` (by name, and ``group_by=model``), ``GET /api/v1/scores/worst``
+
+    20% of traces carry a ``faithfulness`` evaluator score (1% of them errors), created over the 7 days.
 
     Each is requested ``--requests`` times (default 50), interleaved, after warm-up requests that are
     not counted; p50, p95 and max are printed next to the target (issue: p95 <= 150 ms). As a
@@ -173,13 +179,21 @@ def span_batches(n_spans: int, batch: int, seed: int, now_ns: int, time_order: s
         yield out
 
 
-# --- the four requests, and their in-process counterparts -----------------------------------------------
+# --- the requests, and their in-process counterparts -----------------------------------------------
 
+SCORE_NAME = "faithfulness"
+SCORED_SHARE = 0.2  # of traces get an evaluator score on their last LLM span; 1% of those are errors
 ENDPOINTS: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("traces, first page", "/api/v1/traces", {}),
     (f"traces, model={FILTER_MODEL.split('-2025')[0]}", "/api/v1/traces", {"model": FILTER_MODEL}),
     ("metrics/summary", "/api/v1/metrics/summary", {}),
     ("metrics/summary?group_by=model", "/api/v1/metrics/summary", {"group_by": "model"}),
+    ("traces, q=Refund Policy (common)", "/api/v1/traces", {"q": "Refund Policy"}),
+    ("traces, q=no-such-text (miss)", "/api/v1/traces", {"q": "no-such-text"}),
+    (f"traces, {SCORE_NAME} <= 0.2", "/api/v1/traces", {"score_name": SCORE_NAME, "score_max": "0.2"}),
+    ("scores/summary", "/api/v1/scores/summary", {}),
+    ("scores/summary?group_by=model", "/api/v1/scores/summary", {"group_by": "model"}),
+    ("scores/worst", "/api/v1/scores/worst", {"name": SCORE_NAME}),
 )
 
 
@@ -192,7 +206,36 @@ def _store_calls(store: Any) -> list[tuple[str, Any]]:
         (ENDPOINTS[1][0], lambda: scoped.list_traces(TraceFilter(model=FILTER_MODEL))),
         (ENDPOINTS[2][0], lambda: scoped.metrics_summary()),
         (ENDPOINTS[3][0], lambda: scoped.metrics_summary(group_by="model")),
+        (ENDPOINTS[4][0], lambda: scoped.list_traces(TraceFilter(q="Refund Policy"))),
+        (ENDPOINTS[5][0], lambda: scoped.list_traces(TraceFilter(q="no-such-text"))),
+        (ENDPOINTS[6][0], lambda: scoped.list_traces(TraceFilter(score_name=SCORE_NAME, score_max=0.2))),
+        (ENDPOINTS[7][0], lambda: scoped.score_summary()),
+        (ENDPOINTS[8][0], lambda: scoped.score_summary(group_by="model")),
+        (ENDPOINTS[9][0], lambda: scoped.worst_scores(name=SCORE_NAME)),
     ]
+
+
+def score_batch(spans: list[SpanRecord], rng: random.Random) -> list[Any]:
+    """Evaluator scores for ``SCORED_SHARE`` of the traces in ``spans``, on each trace's last LLM span."""
+    from loopwise_collector.store import ScoreRecord
+
+    now = time.time_ns() // 1_000_000 * 1_000_000
+    out = []
+    for i in range(3, len(spans), 4):  # span_batches writes 4 spans per trace, the last LLM span last
+        if rng.random() >= SCORED_SHARE:
+            continue
+        span = spans[i]
+        failed = rng.random() < 0.01
+        created = now - rng.randrange(7 * DAY_NS // 10**6) * 10**6
+        out.append(
+            ScoreRecord(
+                project_id=span.project_id, score_id=f"{span.span_id}-{SCORE_NAME}", trace_id=span.trace_id,
+                name=SCORE_NAME, source="evaluator", span_id=span.span_id,
+                value=None if failed else round(rng.betavariate(5, 2), 3), label="error" if failed else "",
+                evaluator_version="1", created_at_ns=created, version=now,
+            )
+        )  # fmt: skip
+    return out
 
 
 @dataclass(frozen=True)
@@ -215,7 +258,8 @@ def load_main(cfg: LoadConfig, out_q: Queue[Any]) -> None:
     store.ensure_project(common.BENCH_PROJECT, common.BENCH_PROJECT, 30)
     store.add_api_key(common.BENCH_PROJECT, cfg.key, label="bench")
     gen_s = insert_s = 0.0
-    loaded = 0
+    loaded = scores_loaded = 0
+    score_rng = random.Random(cfg.seed + 1)
     started = time.perf_counter()
     batches = span_batches(cfg.spans, cfg.batch, cfg.seed, time.time_ns(), cfg.time_order)
     while True:
@@ -226,6 +270,10 @@ def load_main(cfg: LoadConfig, out_q: Queue[Any]) -> None:
         if batch is None:
             break
         store.insert_spans(batch)
+        scores = score_batch(batch, score_rng)
+        if scores:
+            store.insert_scores(scores)
+        scores_loaded += len(scores)
         insert_s += time.perf_counter() - t1
         loaded += len(batch)
     load_s = time.perf_counter() - started
@@ -248,6 +296,7 @@ def load_main(cfg: LoadConfig, out_q: Queue[Any]) -> None:
         {
             "spans_loaded": loaded,
             "traces_loaded": loaded // 4,
+            "scores_loaded": scores_loaded,
             "load_s": load_s,
             "generate_s": gen_s,
             "insert_s": insert_s,
@@ -280,7 +329,7 @@ def load(data_dir: Path, key: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def time_requests(ep: common.Endpoint, requests: int, warmup: int) -> dict[str, Any]:
-    """Interleave the four requests; return per-endpoint latency stats (warm-up excluded)."""
+    """Interleave the requests; return per-endpoint latency stats (warm-up excluded)."""
     samples: dict[str, list[float]] = {name: [] for name, _, _ in ENDPOINTS}
     first: dict[str, float] = {}
     shapes: dict[str, Any] = {}
@@ -296,6 +345,8 @@ def time_requests(ep: common.Endpoint, requests: int, warmup: int) -> dict[str, 
                     body = response.json()
                     if path.endswith("/traces"):
                         shapes[name] = {"traces": len(body["data"]), "next_cursor": body["next_cursor"] is not None}
+                    elif "/scores/" in path:
+                        shapes[name] = {"rows": len(body["data"])}
                     else:
                         shapes[name] = {
                             "groups": len(body["data"]),

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from loopwise_collector.store import MetricsRow, ScoreRecord, SpanRecord, TraceSummary
+from loopwise_collector.store.score_stats import ScoreStats, WorstScore
 
 
 def ns_to_datetime(ns: int) -> datetime:
@@ -212,3 +213,61 @@ class PriceIn(BaseModel):
 class PriceList(BaseModel):
     version: str
     overrides: list[PriceIn]
+
+
+class ScoreHistogram(BaseModel):
+    edges: list[float] = Field(description="11 bin edges over the name's value range in the request.")
+    counts: list[int] = Field(description="10 counts; the last bin includes its upper edge.")
+
+
+class ScoreStatsOut(BaseModel):
+    name: str
+    group: str | None = Field(description="The group's value; null when grouped by name only.")
+    count: int = Field(description="All scores, with or without a value.")
+    n: int = Field(description="Scores with a value: the statistics below are over these.")
+    errors: int = Field(description="Scores with label 'error' and no value (an evaluator that failed).")
+    mean: float | None
+    p10: float | None
+    p50: float | None
+    p90: float | None
+    min: float | None
+    max: float | None
+    histogram: ScoreHistogram
+
+    @classmethod
+    def of(cls, s: ScoreStats, edges: list[float] | None, grouped: bool) -> ScoreStatsOut:
+        return cls(
+            name=s.name, group=s.group if grouped else None, count=s.count, n=s.n, errors=s.errors, mean=s.mean,
+            p10=s.p10, p50=s.p50, p90=s.p90, min=s.min, max=s.max,
+            histogram=ScoreHistogram(edges=edges or [], counts=list(s.histogram)),
+        )  # fmt: skip
+
+
+class ScoreSummaryOut(BaseModel):
+    group_by: str
+    data: list[ScoreStatsOut]
+
+
+class WorstScoreOut(BaseModel):
+    trace_id: str
+    name: str
+    value: float = Field(description="The trace's lowest value of this score name.")
+    mean: float = Field(description="The trace's mean value of this score name.")
+    score_count: int
+    span_id: str | None
+    score_id: str
+    label: str
+    comment: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, w: WorstScore) -> WorstScoreOut:
+        return cls(
+            trace_id=w.trace_id, name=w.name, value=w.value, mean=w.mean, score_count=w.score_count,
+            span_id=w.span_id or None, score_id=w.score_id, label=w.label, comment=w.explanation,
+            created_at=ns_to_datetime(w.created_at_ns),
+        )  # fmt: skip
+
+
+class WorstScoreList(BaseModel):
+    data: list[WorstScoreOut]

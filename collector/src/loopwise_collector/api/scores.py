@@ -4,17 +4,38 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
 from loopwise_collector.api.deps import CurrentProject, Scoped, State
-from loopwise_collector.api.schemas import ScoreIn, ScoreList, ScoreOut
-from loopwise_collector.errors import NotFoundError
+from loopwise_collector.api.schemas import (
+    ScoreIn,
+    ScoreList,
+    ScoreOut,
+    ScoreStatsOut,
+    ScoreSummaryOut,
+    WorstScoreList,
+    WorstScoreOut,
+)
+from loopwise_collector.api.traces import to_ns
+from loopwise_collector.errors import InvalidQueryError, NotFoundError
 from loopwise_collector.store import ScoreRecord
 
 router = APIRouter(prefix="/api/v1", tags=["scores"])
+
+Source = Literal["human", "api", "evaluator", "offline"]
+From = Annotated[datetime | None, Query(alias="from", description="created_at at or after; ISO 8601 or Unix seconds")]
+To = Annotated[datetime | None, Query(description="created_at at or before; ISO 8601 or Unix seconds")]
+
+
+def _window(from_: datetime | None, to: datetime | None) -> tuple[int | None, int | None]:
+    lo, hi = to_ns(from_), to_ns(to)
+    if lo is not None and hi is not None and lo > hi:
+        raise InvalidQueryError("'from' must not be after 'to'")
+    return lo, hi
 
 
 @router.post(
@@ -58,3 +79,39 @@ async def list_scores(
         )
     )
     return ScoreList(data=[ScoreOut.of(r) for r in rows])
+
+
+@router.get("/scores/summary", response_model=ScoreSummaryOut, summary="Score statistics per name and group")
+async def score_summary(
+    store: Scoped,
+    from_: From = None,
+    to: To = None,
+    name: Annotated[str | None, Query(max_length=200)] = None,
+    source: Source | None = None,
+    group_by: Literal["name", "model", "variant", "day", "hour"] = "name",
+) -> ScoreSummaryOut:
+    lo, hi = _window(from_, to)
+    summary = await run_in_threadpool(
+        lambda: store.score_summary(from_ns=lo, to_ns=hi, name=name, source=source, group_by=group_by)
+    )
+    grouped = group_by != "name"
+    return ScoreSummaryOut(
+        group_by=group_by,
+        data=[ScoreStatsOut.of(r, summary.edges.get(r.name), grouped) for r in summary.rows],
+    )
+
+
+@router.get("/scores/worst", response_model=WorstScoreList, summary="The lowest-scoring traces for one score name")
+async def worst_scores(
+    store: Scoped,
+    name: Annotated[str, Query(min_length=1, max_length=200)],
+    from_: From = None,
+    to: To = None,
+    source: Source | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 20,
+) -> WorstScoreList:
+    lo, hi = _window(from_, to)
+    rows = await run_in_threadpool(
+        lambda: store.worst_scores(name=name, from_ns=lo, to_ns=hi, source=source, limit=limit)
+    )
+    return WorstScoreList(data=[WorstScoreOut.of(r) for r in rows])

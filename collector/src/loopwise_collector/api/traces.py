@@ -40,6 +40,10 @@ async def list_traces(
     tag: Annotated[str | None, Query(max_length=500)] = None,
     variant: Annotated[str | None, Query(max_length=500)] = None,
     has_error: bool | None = None,
+    q: Annotated[str | None, Query(max_length=200, description="Substring of a span's name, input or output")] = None,
+    score_name: Annotated[str | None, Query(max_length=200, description="Traces with a score of this name")] = None,
+    score_min: Annotated[float | None, Query(allow_inf_nan=False, description="Mean score at least this")] = None,
+    score_max: Annotated[float | None, Query(allow_inf_nan=False, description="Mean score at most this")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> TraceList:
@@ -48,7 +52,8 @@ async def list_traces(
         raise InvalidQueryError("'from' must not be after 'to'")
     f = TraceFilter(
         from_ns=lo, to_ns=hi, name=name, model=model, user_id=user_id, session_id=session_id, tag=tag,
-        variant=variant, has_error=has_error, limit=limit,
+        variant=variant, has_error=has_error, q=q or None, score_name=score_name, score_min=score_min,
+        score_max=score_max, limit=limit,
         cursor=TraceCursor.decode(cursor) if cursor else None,
     )  # fmt: skip
     page = await run_in_threadpool(store.list_traces, f)

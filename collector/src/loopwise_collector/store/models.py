@@ -60,9 +60,15 @@ class TraceCursor:
 class TraceFilter:
     """Filters for the trace list; a trace matches when any of its spans matches each filter.
 
+    ``q`` is a case-insensitive substring of any span's name, input or output. ``score_name`` keeps
+    traces with a valued score of that name, and ``score_min`` / ``score_max`` bound the trace's mean
+    of it (inclusive).
+
     Example:
         >>> TraceFilter(model="gpt-4o", limit=20).limit
         20
+        >>> TraceFilter(q="refund", score_name="faithfulness", score_max=0.5).score_max
+        0.5
     """
 
     from_ns: int | None = None
@@ -74,6 +80,10 @@ class TraceFilter:
     tag: str | None = None
     variant: str | None = None
     has_error: bool | None = None
+    q: str | None = None
+    score_name: str | None = None
+    score_min: float | None = None
+    score_max: float | None = None
     limit: int = 50
     cursor: TraceCursor | None = None
 

@@ -16,8 +16,10 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from loopwise_collector.errors import InvalidQueryError, NotFoundError
+from loopwise_collector.store import score_stats
 from loopwise_collector.store.models import MetricsRow, TraceCursor, TraceFilter, TracePage, TraceSummary
 from loopwise_collector.store.records import SCORE_SELECT, SPAN_FIELDS, ScoreRecord, SpanRecord, score_from_row
+from loopwise_collector.store.score_stats import ScoreSummary, WorstScore
 
 if TYPE_CHECKING:
     from loopwise_collector.store.clickhouse import ClickHouseStore
@@ -26,6 +28,11 @@ _HOUR_NS = 3_600_000_000_000
 # Window widths tried for step 1, newest first; None means "from the lower bound on".
 _WINDOWS_NS: tuple[int | None, ...] = (_HOUR_NS, 6 * _HOUR_NS, 24 * _HOUR_NS, 7 * 24 * _HOUR_NS, None)
 _MAX_LIMIT = 500
+MAX_QUERY_CHARS = 200
+_Q_MATCH = (
+    "countIf(positionCaseInsensitiveUTF8(name, {q:String}) > 0 OR positionCaseInsensitiveUTF8(input, {q:String}) > 0 "
+    "OR positionCaseInsensitiveUTF8(output, {q:String}) > 0) > 0"
+)
 
 GROUP_BY_EXPRESSIONS = {
     "model": "model",
@@ -75,6 +82,7 @@ class ProjectStore:
         lower = f.from_ns if f.from_ns is not None else 0
         if lower > upper:
             raise InvalidQueryError("'from' must not be after 'to'")
+        _check_search_filters(f)
         for width in _WINDOWS_NS:
             window_start = lower if width is None else max(lower, upper - width)
             page, complete = self._try_window(f, window_start, upper)
@@ -84,10 +92,7 @@ class ProjectStore:
 
     def _try_window(self, f: TraceFilter, window_start: int, upper: int) -> tuple[TracePage, bool]:
         params: dict[str, Any] = {"lo": window_start, "hi": upper, "n": f.limit + 1}
-        having = ["1"]
-        if f.cursor is not None:
-            having.append("(ts, trace_id) < ({cts:Int64}, {cid:String})")
-            params |= {"cts": f.cursor.start_time_ns, "cid": f.cursor.trace_id}
+        having: list[str] = []
         for key, expr in (
             ("name", "argMin(name, start_time) = {name:String}"),
             ("model", "countIf(model = {model:String}) > 0"),
@@ -95,6 +100,8 @@ class ProjectStore:
             ("session_id", "countIf(session_id = {session_id:String}) > 0"),
             ("tag", "countIf(has(tags, {tag:String})) > 0"),
             ("variant", "countIf(variant = {variant:String}) > 0"),
+            # position* needs no LIKE escaping, so any text the user types is searched literally.
+            ("q", _Q_MATCH),
         ):
             value = getattr(f, key)
             if value is not None:
@@ -107,15 +114,22 @@ class ProjectStore:
         # so this step skips FINAL.
         # `to` and the cursor bound where a trace *starts*. Without span filters, bounding the spans
         # read by them too is exact and cheaper; with filters, a matching span may start after the
-        # bound (a long trace that began before it), so only the trace start is bounded.
-        span_filters = len(having) > (2 if f.cursor is not None else 1)
+        # bound (a long trace that began before it), so only the trace start is bounded. The score
+        # filter is per trace, not per span, so it keeps the cheaper bound.
+        span_upper = "" if having else "AND start_time <= fromUnixTimestamp64Nano({hi:Int64}, 'UTC') "
+        if f.cursor is not None:
+            having.append("(ts, trace_id) < ({cts:Int64}, {cid:String})")
+            params |= {"cts": f.cursor.start_time_ns, "cid": f.cursor.trace_id}
         having.append("ts <= {hi:Int64}")
-        span_upper = "" if span_filters else "AND start_time <= fromUnixTimestamp64Nano({hi:Int64}, 'UTC') "
+        score_in = ""
+        if f.score_name is not None:
+            score_in, score_params = _score_filter(f)
+            params |= score_params
         candidates = self._query(
             "SELECT trace_id, toUnixTimestamp64Nano(min(start_time)) AS ts FROM {db}.spans "  # noqa: S608 - fixed SQL fragments; every value is a bound parameter
             "WHERE project_id = {project:String} "
             "AND start_time >= fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
-            f"{span_upper}"
+            f"{span_upper}{score_in}"
             f"GROUP BY trace_id HAVING {' AND '.join(having)} ORDER BY ts DESC, trace_id DESC LIMIT {{n:UInt32}}",
             params,
         )
@@ -224,6 +238,34 @@ class ProjectStore:
         )
         return [score_from_row(r) for r in rows]
 
+    def score_summary(
+        self,
+        *,
+        from_ns: int | None = None,
+        to_ns: int | None = None,
+        name: str | None = None,
+        source: str | None = None,
+        group_by: str = "name",
+    ) -> ScoreSummary:
+        """Per-name (and per-group) score statistics and histograms; see :mod:`.score_stats`."""
+        return score_stats.score_summary(
+            self._query, from_ns=from_ns, to_ns=to_ns, name=name, source=source, group_by=group_by
+        )
+
+    def worst_scores(
+        self,
+        *,
+        name: str,
+        from_ns: int | None = None,
+        to_ns: int | None = None,
+        source: str | None = None,
+        limit: int = 20,
+    ) -> list[WorstScore]:
+        """The lowest-scoring traces for score ``name``, one row per trace; see :mod:`.score_stats`."""
+        return score_stats.worst_scores(
+            self._query, name=name, from_ns=from_ns, to_ns=to_ns, source=source, limit=limit
+        )
+
     # --- metrics ------------------------------------------------------------------------------
     def metrics_summary(
         self, *, from_ns: int | None = None, to_ns: int | None = None, group_by: str | None = None
@@ -305,6 +347,36 @@ class ProjectStore:
                 "version",
             ],
         )
+
+
+def _check_search_filters(f: TraceFilter) -> None:
+    if f.q is not None and not 1 <= len(f.q) <= MAX_QUERY_CHARS:
+        raise InvalidQueryError(f"q must be 1 to {MAX_QUERY_CHARS} characters")
+    if f.score_name is None and (f.score_min is not None or f.score_max is not None):
+        raise InvalidQueryError("score_min and score_max need score_name")
+    if f.score_min is not None and f.score_max is not None and f.score_min > f.score_max:
+        raise InvalidQueryError("score_min must not be greater than score_max")
+
+
+def _score_filter(f: TraceFilter) -> tuple[str, dict[str, Any]]:
+    """A WHERE fragment keeping the spans of traces whose mean ``score_name`` is in range."""
+    having = ["1"]
+    params: dict[str, Any] = {"score_name": f.score_name}
+    if f.score_min is not None:
+        having.append("avg(value) >= {score_min:Float64}")
+        params["score_min"] = f.score_min
+    if f.score_max is not None:
+        having.append("avg(value) <= {score_max:Float64}")
+        params["score_max"] = f.score_max
+    # A subquery, not a JOIN, and GLOBAL: on a sharded cluster a plain IN over another Distributed
+    # table is refused (distributed_product_mode=deny); GLOBAL runs it once and ships the id set,
+    # and on a single server it is an ordinary IN. The set is computed once per step-1 query.
+    sql = (
+        "AND trace_id GLOBAL IN (SELECT trace_id FROM {db}.scores FINAL WHERE project_id = {project:String} "  # noqa: S608 - fixed SQL fragments; every value is a bound parameter
+        "AND name = {score_name:String} AND value IS NOT NULL "
+        f"GROUP BY trace_id HAVING {' AND '.join(having)}) "
+    )
+    return sql, params
 
 
 def _span_from_row(r: Sequence[Any]) -> SpanRecord:

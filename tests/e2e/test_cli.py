@@ -25,8 +25,9 @@ def runner_pids(port: int) -> list[str]:
 
 
 def test_up_prints_a_working_url_and_key(tmp_path: Path) -> None:
-    port = free_port()
-    env = {**os.environ, "LOOPWISE_DATA_DIR": str(tmp_path), "LOOPWISE_PORT": str(port)}
+    port, dashboard_port = free_port(), free_port()
+    env = {**os.environ, "LOOPWISE_DATA_DIR": str(tmp_path), "LOOPWISE_PORT": str(port),
+           "LOOPWISE_DASHBOARD_PORT": str(dashboard_port)}  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-m", "loopwise_collector.cli", "up"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     lines: list[str] = []
@@ -52,6 +53,17 @@ def test_up_prints_a_working_url_and_key(tmp_path: Path) -> None:
         }
         assert "Evaluation runner: on" in out
         assert runner_pids(port), "loopwise up started no evaluation runner"
+        # ... and the dashboard, on its own port.
+        assert f"Dashboard  http://127.0.0.1:{dashboard_port}" in out
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{dashboard_port}/_stcore/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the dashboard did not come up"
+            time.sleep(0.2)
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(30)
@@ -59,6 +71,8 @@ def test_up_prints_a_working_url_and_key(tmp_path: Path) -> None:
     while runner_pids(port) and time.monotonic() < deadline:  # the runner goes down with `up`
         time.sleep(0.2)
     assert not runner_pids(port)
+    with pytest.raises(httpx.HTTPError):  # and so does the dashboard
+        httpx.get(f"http://127.0.0.1:{dashboard_port}/_stcore/health", timeout=1)
     assert key not in (tmp_path / "credentials.json").read_text().replace(key, "", 1)  # stored once, not logged twice
 
 

@@ -153,7 +153,15 @@ def collector(host: str | None, port: int | None, data_dir: Path | None, store: 
 @main.command()
 @common_options
 @click.option("--evaluate/--no-evaluate", default=True, show_default=True, help="Start an evaluation runner too.")
-def up(host: str | None, port: int | None, data_dir: Path | None, store: str | None, evaluate: bool) -> None:
+@click.option("--dashboard/--no-dashboard", default=True, show_default=True, help="Start the dashboard too.")
+@click.option(
+    "--dashboard-port", type=click.IntRange(1, 65535), envvar="LOOPWISE_DASHBOARD_PORT", default=8501,
+    show_default=True, help="Dashboard port [LOOPWISE_DASHBOARD_PORT].",
+)  # fmt: skip
+def up(
+    host: str | None, port: int | None, data_dir: Path | None, store: str | None, evaluate: bool, dashboard: bool,
+    dashboard_port: int,
+) -> None:  # fmt: skip
     """Start the local stack and print its URL and an API key.
 
     That is the collector on the embedded store and an evaluation runner (its own process) with
@@ -179,17 +187,21 @@ def up(host: str | None, port: int | None, data_dir: Path | None, store: str | N
             f'    export OTEL_EXPORTER_OTLP_HEADERS="Authorization=Bearer {key}"',
             f'  Query:  curl -H "Authorization: Bearer {key}" {base}/api/v1/traces',
             "  Evaluation runner: " + ("on (rules: GET /api/v1/evaluators)" if evaluate else "off (--no-evaluate)"),
+            "  Dashboard  " + (f"http://{settings.host}:{dashboard_port}" if dashboard else "off (--no-dashboard)"),
             "  Stop with Ctrl-C.",
             "",
         ]
     )
     # The runner dials this machine, even when the collector binds every interface (0.0.0.0).
-    runner = _start_runner(resolve_endpoint(settings, None), key, settings.data_dir) if evaluate else None
+    endpoint = resolve_endpoint(settings, None)
+    children = [_start_runner(endpoint, key, settings.data_dir)] if evaluate else []
+    if dashboard:
+        children.append(_start_dashboard(endpoint, key, settings.host, dashboard_port))
     try:
         _serve(settings, banner=banner)
     finally:
-        if runner is not None:
-            _stop(runner)
+        for child in children:
+            _stop(child)
 
 
 def _start_runner(endpoint: str, key: str, data_dir: Path) -> subprocess.Popen[bytes]:
@@ -200,6 +212,22 @@ def _start_runner(endpoint: str, key: str, data_dir: Path) -> subprocess.Popen[b
     return subprocess.Popen(command, env=env)
 
 
+def _dashboard_command(host: str, port: int) -> list[str]:
+    try:
+        from loopwise_dashboard import APP_PATH
+    except ImportError as exc:
+        raise click.ClickException(
+            "the dashboard is not installed: pip install loopwise-dashboard (or use --no-dashboard)"
+        ) from exc
+    return [sys.executable, "-m", "streamlit", "run", str(APP_PATH), "--server.headless", "true",
+            "--server.address", host, "--server.port", str(port), "--browser.gatherUsageStats", "false"]  # fmt: skip
+
+
+def _start_dashboard(endpoint: str, key: str, host: str, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "LOOPWISE_ENDPOINT": endpoint, "LOOPWISE_API_KEY": key}
+    return subprocess.Popen(_dashboard_command(host, port), env=env)
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.terminate()
@@ -208,6 +236,37 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@main.command("dashboard")
+@click.option(
+    "--endpoint", envvar="LOOPWISE_ENDPOINT", default=None,
+    help="Collector URL [LOOPWISE_ENDPOINT, default http://<LOOPWISE_HOST>:<LOOPWISE_PORT>].",
+)  # fmt: skip
+@click.option("--api-key", envvar="LOOPWISE_API_KEY", default=None,
+              help="Project key [LOOPWISE_API_KEY, default: the key `loopwise up` keeps].")  # fmt: skip
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="[LOOPWISE_DATA_DIR]")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Dashboard bind address.")
+@click.option("--port", type=click.IntRange(1, 65535), envvar="LOOPWISE_DASHBOARD_PORT", default=8501,
+              show_default=True, help="Dashboard port [LOOPWISE_DASHBOARD_PORT].")  # fmt: skip
+def dashboard_command(endpoint: str | None, api_key: str | None, data_dir: Path | None, host: str, port: int) -> None:
+    """Run the dashboard (Streamlit) against a collector.
+
+    Example: loopwise dashboard --endpoint http://collector:4318 --port 8501
+    """
+    settings = _settings(data_dir=data_dir)
+    endpoint = resolve_endpoint(settings, endpoint)
+    if api_key is None:
+        stored = stored_credentials(settings.data_dir)
+        if stored is None:
+            raise click.ClickException(
+                "no API key: pass --api-key, set LOOPWISE_API_KEY, or run `loopwise up` first, which keeps one in "
+                f"{settings.data_dir / 'credentials.json'}."
+            )
+        api_key = stored[1]
+    click.echo(f"dashboard on http://{host}:{port} for the collector at {endpoint}", err=True)
+    env = {**os.environ, "LOOPWISE_ENDPOINT": endpoint, "LOOPWISE_API_KEY": api_key}
+    sys.exit(subprocess.call(_dashboard_command(host, port), env=env))
 
 
 @main.command()

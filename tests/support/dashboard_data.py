@@ -43,3 +43,11 @@ def api(collector: CollectorProcess, path: str, key: str = DEMO_KEY, **params: A
     resp = httpx.get(f"{collector.url}{path}", params=params, headers={"Authorization": f"Bearer {key}"}, timeout=30)
     resp.raise_for_status()
     return resp.json()
+
+
+def post(collector: CollectorProcess, path: str, body: dict[str, Any], key: str = DEMO_KEY) -> Any:
+    """``POST`` JSON to one collector route and return the answer, failing loudly on an error status."""
+    resp = httpx.post(f"{collector.url}{path}", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    if resp.status_code >= 400:
+        raise AssertionError(f"POST {path} answered {resp.status_code}: {resp.text}")
+    return resp.json()

@@ -183,3 +183,132 @@ def waterfall_height(spans: int) -> int:
         230
     """
     return 80 + max(5, spans) * 30
+
+
+# -- Evaluations and Drift pages ------------------------------------------------------------------------------
+
+SCORE = "#72B7B2"
+WINDOWS = {"reference": "#4C78A8", "current": "#F58518"}
+
+
+def score_histogram_chart(df: pd.DataFrame, name: str) -> alt.Chart:
+    """One score name's value distribution (``df``: start, end, count per bin)."""
+    chart: alt.Chart = (
+        alt.Chart(df, title=f"Distribution of {name}")
+        .mark_bar(color=SCORE)
+        .encode(
+            x=alt.X("start:Q", title=f"{name} (score value)", bin="binned", axis=alt.Axis(format=",.3~f")),
+            x2="end:Q",
+            y=alt.Y("count:Q", title="Scores (count)", axis=alt.Axis(format=",d")),
+            tooltip=[
+                alt.Tooltip("start:Q", title="From", format=",.4~f"),
+                alt.Tooltip("end:Q", title="To", format=",.4~f"),
+                alt.Tooltip("count:Q", title="Scores", format=","),
+            ],
+        )
+        .properties(height=_HEIGHT)
+    )
+    return chart
+
+
+def score_trend_chart(df: pd.DataFrame, name: str, bucket_title: str) -> alt.LayerChart:
+    """Mean of a score per time bucket with its p10-p90 band (``df``: bucket, mean, p10, p90, n, errors)."""
+    base = alt.Chart(df)
+    x = _time_x(bucket_title)
+    band = base.mark_area(color=SCORE, opacity=0.25).encode(
+        x=x, y=alt.Y("p10:Q", title=f"{name} (score value, mean and p10-p90)"), y2="p90:Q"
+    )
+    line = base.mark_line(point=True, color=SCORE).encode(
+        x=x,
+        y="mean:Q",
+        tooltip=[
+            alt.Tooltip("bucket:T", title="From", format="%Y-%m-%d %H:%M"),
+            alt.Tooltip("mean:Q", title="Mean", format=",.4~f"),
+            alt.Tooltip("p10:Q", title="p10", format=",.4~f"),
+            alt.Tooltip("p90:Q", title="p90", format=",.4~f"),
+            alt.Tooltip("n:Q", title="Scores with a value", format=","),
+            alt.Tooltip("errors:Q", title="Errors", format=","),
+        ],
+    )
+    chart: alt.LayerChart = (band + line).properties(title=f"{name} over time", height=_HEIGHT)
+    return chart
+
+
+def score_groups_chart(df: pd.DataFrame, name: str, group_title: str) -> alt.LayerChart:
+    """Mean of a score per group (model or variant) as a dot, with its p10-p90 range.
+
+    ``df``: group, mean, p10, p90, n.
+    """
+    base = alt.Chart(df)
+    y = alt.Y("group:N", title=group_title, sort=list(df["group"]), axis=alt.Axis(labelLimit=240))
+    color = alt.Color("group:N", scale=alt.Scale(scheme=MODEL_SCHEME), legend=None)
+    rule = base.mark_rule(strokeWidth=3, opacity=0.5).encode(
+        y=y, x=alt.X("p10:Q", title=f"{name} (score value: mean, p10-p90)"), x2="p90:Q", color=color
+    )
+    dot = base.mark_point(filled=True, size=90).encode(
+        y=y,
+        x="mean:Q",
+        color=color,
+        tooltip=[
+            alt.Tooltip("group:N", title=group_title),
+            alt.Tooltip("mean:Q", title="Mean", format=",.4~f"),
+            alt.Tooltip("p10:Q", title="p10", format=",.4~f"),
+            alt.Tooltip("p90:Q", title="p90", format=",.4~f"),
+            alt.Tooltip("n:Q", title="Scores with a value", format=","),
+        ],
+    )
+    chart: alt.LayerChart = (rule + dot).properties(
+        title=f"{name} per {group_title.lower()}", height=max(120, 32 * len(df))
+    )
+    return chart
+
+
+def drift_timeline_chart(df: pd.DataFrame, alpha: float) -> alt.LayerChart:
+    """p-value per drift check on a log scale, with the ``alpha`` line and drift verdicts in red.
+
+    ``df``: computed_at, p_value, verdict ("drift" or "no drift"), n_reference, n_current.
+    """
+    base = alt.Chart(df)
+    x = alt.X("computed_at:T", title="Check time (UTC)", axis=alt.Axis(format="%b %d %H:%M", labelAngle=0))
+    line = base.mark_line(color=ACCENT, opacity=0.6).encode(
+        x=x, y=alt.Y("p_value:Q", title="p-value (log scale)", scale=alt.Scale(type="log"), axis=alt.Axis(format=".0e"))
+    )
+    points = base.mark_point(filled=True, size=70).encode(
+        x=x,
+        y="p_value:Q",
+        color=alt.Color(
+            "verdict:N", title="Verdict", scale=alt.Scale(domain=["drift", "no drift"], range=[ERROR, ACCENT])
+        ),
+        tooltip=[
+            alt.Tooltip("computed_at:T", title="Checked", format="%Y-%m-%d %H:%M:%S"),
+            alt.Tooltip("p_value:Q", title="p-value", format=".3e"),
+            "verdict:N",
+            alt.Tooltip("n_reference:Q", title="Reference samples", format=","),
+            alt.Tooltip("n_current:Q", title="Current samples", format=","),
+        ],
+    )
+    threshold = (
+        alt.Chart(pd.DataFrame({"alpha": [alpha]}))
+        .mark_rule(color=ERROR, strokeDash=[6, 4])
+        .encode(y="alpha:Q", tooltip=[alt.Tooltip("alpha:Q", title="alpha (significance level)")])
+    )
+    chart: alt.LayerChart = (line + points + threshold).properties(title="p-value per check", height=_HEIGHT)
+    return chart
+
+
+def embeddings_pca_chart(df: pd.DataFrame, x_title: str, y_title: str) -> alt.Chart:
+    """Reference against current embeddings on their first two principal components (``df``: pc1, pc2, window, text)."""
+    chart: alt.Chart = (
+        alt.Chart(df, title="Embeddings, 2-D PCA of both windows pooled")
+        .mark_circle(size=40, opacity=0.6)
+        .encode(
+            x=alt.X("pc1:Q", title=x_title, axis=alt.Axis(format=",.2~f")),
+            y=alt.Y("pc2:Q", title=y_title, axis=alt.Axis(format=",.2~f")),
+            color=alt.Color(
+                "window:N", title="Window", scale=alt.Scale(domain=list(WINDOWS), range=list(WINDOWS.values()))
+            ),
+            tooltip=["window:N", alt.Tooltip("text:N", title="Text")],
+        )
+        .properties(height=380)
+    )
+    return chart

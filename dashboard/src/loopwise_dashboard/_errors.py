@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["CollectorUnreachableError", "DashboardError", "NotFoundError", "UnauthorizedError"]
+__all__ = [
+    "CollectorUnreachableError",
+    "ConflictError",
+    "DashboardError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "UnauthorizedError",
+]
 
 
 class DashboardError(Exception):
@@ -37,5 +44,25 @@ class NotFoundError(DashboardError):
 
     Example:
         >>> issubclass(NotFoundError, DashboardError)
+        True
+    """
+
+
+class ConflictError(DashboardError):
+    """The collector refused a write that conflicts with what it holds (409), e.g. a rule name already taken.
+
+    The message is the server's, which says what to do instead.
+
+    Example:
+        >>> issubclass(ConflictError, DashboardError)
+        True
+    """
+
+
+class InvalidRequestError(DashboardError):
+    """The collector found a field invalid (422), e.g. an unknown evaluator; the message names the field.
+
+    Example:
+        >>> issubclass(InvalidRequestError, DashboardError)
         True
     """

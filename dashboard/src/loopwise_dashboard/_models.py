@@ -178,3 +178,65 @@ class FeedbackGroup(_Model):
     rating_mean: float | None = None
     comments: int
     ignored: int
+
+
+# -- the Feedback queue page ----------------------------------------------------------------------------------
+
+
+class ReviewItem(_Model):
+    """A trace in the feedback queue and why it is there: ``low <score>`` (with its lowest value), ``error``
+    or ``recent``."""
+
+    trace_id: str
+    reason: str
+    value: float | None = None
+
+
+# -- Evaluations and Drift pages: scores summary, worst traces, stored embeddings --------------------------
+
+
+class ScoreHistogram(_Model):
+    """Ten bins over a score name's value range: ``edges`` has 11 values, ``counts`` 10."""
+
+    edges: list[float] = Field(default_factory=list)
+    counts: list[int] = Field(default_factory=list)
+
+
+class ScoreSummaryRow(_Model):
+    """One row of ``GET /api/v1/scores/summary``: a score name, or a name and a group (model, variant, bucket)."""
+
+    name: str
+    group: str | None = None
+    count: int
+    n: int
+    errors: int = 0
+    mean: float | None = None
+    p10: float | None = None
+    p50: float | None = None
+    p90: float | None = None
+    min: float | None = None
+    max: float | None = None
+    histogram: ScoreHistogram | None = None
+
+
+class WorstScore(_Model):
+    """One trace of ``GET /api/v1/scores/worst``: its lowest value of a score name, and its mean."""
+
+    trace_id: str
+    name: str
+    value: float
+    mean: float | None = None
+    score_count: int = 0
+    span_id: str | None = None
+    score_id: str = ""
+    label: str = ""
+    comment: str = ""
+    created_at: datetime
+
+
+class StoredEmbedding(_Model):
+    """One row of ``GET /api/v1/evaluation/embeddings``; ``vector_b64`` is little-endian float32, base64."""
+
+    span_id: str
+    text: str = ""
+    vector_b64: str

@@ -16,6 +16,10 @@ navigation = st.navigation(
         st.Page("views/overview.py", title="Overview", icon=":material/monitoring:", url_path="overview", default=True),
         st.Page("views/traces.py", title="Traces", icon=":material/list:", url_path="traces"),
         st.Page("views/trace_detail.py", title="Trace detail", icon=":material/timeline:", url_path="trace"),
+        st.Page("views/evaluations.py", title="Evaluations", icon=":material/rule:", url_path="evaluations"),
+        st.Page("views/drift.py", title="Drift", icon=":material/query_stats:", url_path="drift"),
+        st.Page("views/feedback.py", title="Feedback queue", icon=":material/thumbs_up_down:", url_path="feedback"),
+        st.Page("views/settings.py", title="Settings", icon=":material/settings:", url_path="settings"),
     ]
 )
 

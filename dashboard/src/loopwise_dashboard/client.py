@@ -16,22 +16,34 @@ from typing import Any, Literal, Self
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from loopwise_dashboard._errors import CollectorUnreachableError, DashboardError, NotFoundError, UnauthorizedError
+from loopwise_dashboard._errors import (
+    CollectorUnreachableError,
+    ConflictError,
+    DashboardError,
+    InvalidRequestError,
+    NotFoundError,
+    UnauthorizedError,
+)
 from loopwise_dashboard._models import (
     DriftCheck,
     EvaluatorRule,
     FeedbackGroup,
     Health,
     MetricsRow,
+    ReviewItem,
     Score,
+    ScoreSummaryRow,
+    StoredEmbedding,
     TraceDetail,
     TracePage,
+    WorstScore,
 )
 from loopwise_dashboard.settings import mask_key
 
 __all__ = ["CollectorClient", "GroupBy"]
 
 GroupBy = Literal["model", "name", "variant", "day", "hour"]
+ScoreGroupBy = GroupBy  # /api/v1/scores/summary groups the same ways
 FeedbackGroupBy = Literal["model", "variant", "name", "trace_id"]
 TimeArg = datetime | str | int | None
 
@@ -220,6 +232,8 @@ class CollectorClient:
             ) from None
         if resp.status_code >= 400:
             raise self._error(resp)
+        if resp.status_code == 204:  # DELETE answers with no body
+            return None
         try:
             return resp.json()
         except ValueError:
@@ -239,11 +253,141 @@ class CollectorClient:
             )
         if resp.status_code == 404:
             return NotFoundError(message)
+        if resp.status_code == 409:
+            return ConflictError(message)
+        if resp.status_code == 422:
+            return InvalidRequestError(message)
         if resp.status_code >= 500:
             return CollectorUnreachableError(
                 f"the collector at {self.endpoint} answered {resp.status_code}: {message} (see the collector log)"
             )
         return DashboardError(f"the collector rejected the request ({resp.status_code}): {message}")
+
+    # -- evaluator rules and the feedback queue (Settings and Feedback queue pages) -----------------------
+
+    def rules(self) -> list[EvaluatorRule]:
+        """``GET /api/v1/evaluators``: the project's evaluator rules, sorted by name."""
+        return self.evaluators()
+
+    def create_rule(
+        self,
+        evaluator: str,
+        *,
+        name: str | None = None,
+        params: dict[str, Any] | None = None,
+        filter: dict[str, list[str]] | None = None,
+        sample_rate: float = 1.0,
+        backfill_hours: int = 24,
+        enabled: bool = True,
+    ) -> EvaluatorRule:
+        """``POST /api/v1/evaluators``; :class:`ConflictError` for a taken name, :class:`InvalidRequestError` for
+        an unknown evaluator or a bad field (both with the server's message)."""
+        body: dict[str, Any] = {"evaluator": evaluator, "params": params or {}, "filter": filter or {}}
+        body.update(sample_rate=sample_rate, backfill_hours=backfill_hours, enabled=enabled)
+        if name:
+            body["name"] = name
+        return EvaluatorRule.model_validate(self._request("POST", "/api/v1/evaluators", json=body))
+
+    def update_rule(
+        self,
+        rule_id: str,
+        *,
+        params: dict[str, Any] | None = None,
+        filter: dict[str, list[str]] | None = None,
+        sample_rate: float | None = None,
+        backfill_hours: int | None = None,
+        enabled: bool | None = None,
+    ) -> EvaluatorRule:
+        """``PATCH /api/v1/evaluators/{rule_id}`` with the fields given; :class:`ConflictError` for a rule of the
+        collector's rules file."""
+        fields = {"params": params, "filter": filter, "sample_rate": sample_rate, "backfill_hours": backfill_hours}
+        body: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+        if enabled is not None:
+            body["enabled"] = enabled
+        return EvaluatorRule.model_validate(self._request("PATCH", f"/api/v1/evaluators/{rule_id}", json=body))
+
+    def delete_rule(self, rule_id: str) -> None:
+        """``DELETE /api/v1/evaluators/{rule_id}`` (its scores stay); :class:`ConflictError` for a config rule."""
+        self._request("DELETE", f"/api/v1/evaluators/{rule_id}")
+
+    def reviewed_trace_ids(self, limit: int = 1000) -> set[str]:
+        """Traces among the newest ``limit`` human scores (``GET /api/v1/scores?source=human``)."""
+        return {s.trace_id for s in self.scores(source="human", limit=limit)}
+
+    def review_queue(
+        self, *, score_name: str | None = None, errors: bool = False, recent: int = 10, limit: int = 20
+    ) -> list[ReviewItem]:
+        """Traces that need a person's look, without the ones that already have human feedback.
+
+        First the ``limit`` lowest-scoring traces for ``score_name`` (``GET /api/v1/scores/worst``), or the newest
+        errored traces when ``errors``, then the ``recent`` newest traces as a sample of normal traffic; each trace
+        once, at most ``limit + recent`` items. "Already reviewed" means among the newest 1,000 human scores.
+        """
+        items: list[ReviewItem] = []
+        if score_name:
+            body = self._request("GET", "/api/v1/scores/worst", params=_params(name=score_name, limit=limit))
+            for row in _Envelope.model_validate(body).data:
+                value = row.get("value")
+                items.append(ReviewItem(trace_id=row["trace_id"], reason=f"low {score_name}", value=value))
+        if errors:
+            errored = self.traces(has_error=True, limit=limit).data
+            items += [ReviewItem(trace_id=t.trace_id, reason="error") for t in errored]
+        if recent:
+            items += [ReviewItem(trace_id=t.trace_id, reason="recent") for t in self.traces(limit=recent).data]
+        reviewed = self.reviewed_trace_ids()
+        seen: set[str] = set()
+        queue: list[ReviewItem] = []
+        for item in items:
+            if item.trace_id and item.trace_id not in reviewed and item.trace_id not in seen:
+                seen.add(item.trace_id)
+                queue.append(item)
+        return queue
+
+    # -- Evaluations and Drift pages: score statistics, worst traces, stored embeddings ---------------------
+
+    def scores_summary(
+        self,
+        from_: TimeArg = None,
+        to: TimeArg = None,
+        name: str | None = None,
+        source: str | None = None,
+        group_by: ScoreGroupBy | None = None,
+    ) -> list[ScoreSummaryRow]:
+        """``GET /api/v1/scores/summary``: count, errors, mean, p10/p50/p90 and a histogram per score name (and group).
+
+        Example:
+            >>> rows = client.scores_summary(name="hallucination", group_by="model")  # doctest: +SKIP
+            >>> [(r.group, r.mean) for r in rows]  # doctest: +SKIP
+            [('gpt-4o', 0.12), ('gpt-4o-mini', 0.31)]
+        """
+        params = _params(from_=_time(from_), to=_time(to), name=name, source=source, group_by=group_by)
+        body = self._request("GET", "/api/v1/scores/summary", params=params)
+        return [ScoreSummaryRow.model_validate(row) for row in _Envelope.model_validate(body).data]
+
+    def worst_scores(
+        self, name: str, from_: TimeArg = None, to: TimeArg = None, source: str | None = None, limit: int = 20
+    ) -> list[WorstScore]:
+        """``GET /api/v1/scores/worst``: the traces with the lowest value of score ``name``, lowest first.
+
+        Example:
+            >>> [w.trace_id for w in client.worst_scores("hallucination", limit=3)]  # doctest: +SKIP
+            ['1e01429101f8e705bdebe37c68a4de93', ...]
+        """
+        params = _params(name=name, from_=_time(from_), to=_time(to), source=source, limit=limit)
+        body = self._request("GET", "/api/v1/scores/worst", params=params)
+        return [WorstScore.model_validate(row) for row in _Envelope.model_validate(body).data]
+
+    def embeddings(self, rule_id: str, from_: TimeArg, to: TimeArg, limit: int = 1000) -> list[StoredEmbedding]:
+        """``GET /api/v1/evaluation/embeddings``: a stable sample of a drift rule's vectors in ``[from_, to)``.
+
+        Example:
+            >>> rows = client.embeddings(rule.id, check.current_start, check.current_end)  # doctest: +SKIP
+            >>> rows[0].text  # doctest: +SKIP
+            'my router keeps dropping'
+        """
+        params = _params(rule_id=rule_id, from_=_time(from_), to=_time(to), limit=limit)
+        body = self._request("GET", "/api/v1/evaluation/embeddings", params=params)
+        return [StoredEmbedding.model_validate(row) for row in _Envelope.model_validate(body).data]
 
 
 def _error_message(resp: httpx.Response) -> str:

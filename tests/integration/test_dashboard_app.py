@@ -34,7 +34,7 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorPro
 
 
 def _app(monkeypatch: pytest.MonkeyPatch, endpoint: str, key: str | None, tmp_path: Path) -> AppTest:
-    for name in ("LOOPWISE_ENDPOINT", "LOOPWISE_API_KEY", "LOOPWISE_DATA_DIR", "LOOPWISE_CACHE_TTL_S"):
+    for name in ("LOOPWISE_ENDPOINT", "LOOPWISE_API_KEY", "LOOPWISE_DATA_DIR", "LOOPWISE_DASHBOARD_CACHE_TTL_S"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LOOPWISE_ENDPOINT", endpoint)
     monkeypatch.setenv("LOOPWISE_DATA_DIR", str(tmp_path / "no-credentials"))
@@ -67,6 +67,23 @@ def test_overview_shows_the_api_numbers(app: AppTest, collector: CollectorProces
     assert len(app.get("vega_lite_chart")) == 7
     models = {r["group"] for r in api(collector, "/api/v1/metrics/summary", group_by="model")["data"] if r["group"]}
     assert set(app.dataframe[0].value["model"]) == models
+
+
+def test_traces_search_and_score_range_match_the_api(app: AppTest, collector: CollectorProcess) -> None:
+    app.run()
+    app.switch_page("views/traces.py").run()
+    app.text_input(key="lw_f_q").set_value("password").run()
+    assert not app.exception
+    found = api(collector, "/api/v1/traces", limit=50, q="password")["data"]
+    assert 0 < len(found) < 40
+    assert list(app.dataframe[0].value["trace_id"]) == [t["trace_id"] for t in found]
+    app.text_input(key="lw_f_q").set_value("").run()
+    # The demo's human feedback: traces whose mean `thumbs` is at most 0.5 (the thumbs-down ones).
+    app.selectbox(key="lw_f_score").set_value("thumbs").run()
+    app.number_input(key="lw_f_score_max").set_value(0.5).run()
+    low = api(collector, "/api/v1/traces", limit=50, score_name="thumbs", score_max=0.5)["data"]
+    assert list(app.dataframe[0].value["trace_id"]) == [t["trace_id"] for t in low]
+    assert low and all(t["scores"]["thumbs"] <= 0.5 for t in low)
 
 
 def test_traces_table_lists_the_api_traces_and_filters_errors(app: AppTest, collector: CollectorProcess) -> None:

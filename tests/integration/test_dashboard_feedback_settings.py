@@ -56,7 +56,7 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorPro
 
 
 def _app(monkeypatch: pytest.MonkeyPatch, endpoint: str, tmp_path: Path) -> AppTest:
-    for name in ("LOOPWISE_ENDPOINT", "LOOPWISE_API_KEY", "LOOPWISE_DATA_DIR", "LOOPWISE_CACHE_TTL_S"):
+    for name in ("LOOPWISE_ENDPOINT", "LOOPWISE_API_KEY", "LOOPWISE_DATA_DIR", "LOOPWISE_DASHBOARD_CACHE_TTL_S"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LOOPWISE_ENDPOINT", endpoint)
     monkeypatch.setenv("LOOPWISE_API_KEY", DEMO_KEY)

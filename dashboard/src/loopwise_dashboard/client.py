@@ -131,13 +131,22 @@ class CollectorClient:
         tag: str | None = None,
         variant: str | None = None,
         has_error: bool | None = None,
+        q: str | None = None,
+        score_name: str | None = None,
+        score_min: float | None = None,
+        score_max: float | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> TracePage:
-        """``GET /api/v1/traces``: a page of traces, newest first. Filters combine with AND."""
+        """``GET /api/v1/traces``: a page of traces, newest first. Filters combine with AND.
+
+        ``q`` searches span names, inputs and outputs (case-insensitive); ``score_min``/``score_max``
+        bound the trace's mean ``score_name`` score.
+        """
         params = _params(
             from_=_time(from_), to=_time(to), name=name, model=model, user_id=user_id, session_id=session_id,
-            tag=tag, variant=variant, has_error=has_error, limit=limit, cursor=cursor,
+            tag=tag, variant=variant, has_error=has_error, q=q, score_name=score_name, score_min=score_min,
+            score_max=score_max, limit=limit, cursor=cursor,
         )  # fmt: skip
         return TracePage.model_validate(self._request("GET", "/api/v1/traces", params=params))
 

@@ -44,13 +44,21 @@ class DashboardSettings(BaseSettings):
         ('http://collector:4318', 0)
     """
 
-    model_config = SettingsConfigDict(env_prefix="LOOPWISE_", env_nested_delimiter="__", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="LOOPWISE_", env_nested_delimiter="__", extra="ignore", populate_by_name=True
+    )
 
     endpoint: str = Field("http://127.0.0.1:4318", description="The collector's base URL.")
     api_key: SecretStr | None = Field(None, description="The project's API key; default: <data_dir>/credentials.json.")
     data_dir: Path = Field(Path(".loopwise"), description="Where `loopwise up` keeps credentials.json.")
-    cache_ttl_s: int = Field(15, ge=0, le=3600, description="How long API answers are cached.")
-    refresh_s: int = Field(30, ge=0, le=3600, description="Auto-refresh period of the Overview; 0 turns it off.")
+    # Dashboard-only knobs get a DASHBOARD_ in their variable: a shell often configures several parts at once.
+    cache_ttl_s: int = Field(
+        15, ge=0, le=3600, validation_alias="LOOPWISE_DASHBOARD_CACHE_TTL_S", description="How long answers are cached."
+    )
+    refresh_s: int = Field(
+        30, ge=0, le=3600, validation_alias="LOOPWISE_DASHBOARD_REFRESH_S",
+        description="Auto-refresh period of the Overview; 0 turns it off.",
+    )  # fmt: skip
 
     @field_validator("endpoint")
     @classmethod

@@ -21,6 +21,7 @@ with _state.collector_errors():
     # Span names and models in the range make the two most useful filters pickable rather than typed.
     names: list[MetricsRow] = _state.fetch("metrics_summary", from_=start, group_by="name")
     models: list[MetricsRow] = _state.fetch("metrics_summary", from_=start, group_by="model")
+    score_names = sorted({row.name for row in _state.fetch("scores_summary", from_=start)})
 
 with st.container(border=True):
     c = st.columns(4)
@@ -33,6 +34,13 @@ with st.container(border=True):
     variant = c[1].text_input("Variant", key="lw_f_variant", placeholder="e.g. A")
     errors_only = c[2].toggle("Errors only", key="lw_f_errors")
     c[3].caption(f"{r.label}: traces that started since {start:%Y-%m-%d %H:%M} UTC.")
+    search, score, bounds = st.columns([2, 1, 1])
+    query = search.text_input("Search", key="lw_f_q", max_chars=200, placeholder="in span names, inputs, outputs")
+    score_name = score.selectbox("Score", [ANY, *score_names], key="lw_f_score")
+    # Scores have no common scale (BLEU is 0-100, most are 0-1): the range is typed, not a slider.
+    low, high = bounds.columns(2)
+    score_min = low.number_input("min", value=None, key="lw_f_score_min", disabled=score_name == ANY)
+    score_max = high.number_input("max", value=None, key="lw_f_score_max", disabled=score_name == ANY)
 
 filters = {
     "from_": start,
@@ -43,6 +51,10 @@ filters = {
     "tag": tag.strip() or None,
     "variant": variant.strip() or None,
     "has_error": True if errors_only else None,
+    "q": query.strip() or None,
+    "score_name": None if score_name == ANY else score_name,
+    "score_min": None if score_name == ANY else score_min,
+    "score_max": None if score_name == ANY else score_max,
 }
 
 # Keyset pagination: remember the cursors of the pages seen, and start over when the filters change.

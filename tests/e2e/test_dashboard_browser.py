@@ -66,7 +66,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         _wait_http(f"{collector}/healthz")
         _wait_http(f"http://127.0.0.1:{dashboard_port}/_stcore/health")
         demo = subprocess.run(
-            [sys.executable, "-m", "loopwise_collector.cli", "demo", "--traces", "60", "--seed", "11"], env=env, capture_output=True, text=True, timeout=300, check=False,
+            [sys.executable, "-m", "loopwise_collector.cli", "demo", "--traces", "60", "--seed", "11"],
+            env=env, capture_output=True, text=True, timeout=300, check=False,
         )  # fmt: skip
         assert demo.returncode == 0, demo.stderr
         key = re.search(r'"api_key": "([^"]+)"', (data / "credentials.json").read_text())

@@ -216,7 +216,7 @@ def score_trend_chart(df: pd.DataFrame, name: str, bucket_title: str) -> alt.Lay
     base = alt.Chart(df)
     x = _time_x(bucket_title)
     band = base.mark_area(color=SCORE, opacity=0.25).encode(
-        x=x, y=alt.Y("p10:Q", title=f"{name} (score value, mean and p10-p90)"), y2="p90:Q"
+        x=x, y=alt.Y("p10:Q", title="Score (mean, p10-p90)"), y2="p90:Q"
     )
     line = base.mark_line(point=True, color=SCORE).encode(
         x=x,

@@ -98,3 +98,30 @@ def test_collector_refuses_a_second_process_on_the_same_data_dir(tmp_path: Path)
     finally:
         first.send_signal(signal.SIGTERM)
         first.wait(30)
+
+
+def test_dashboard_command_needs_a_key_and_serves_the_app(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPWISE_")}
+    env["LOOPWISE_DATA_DIR"] = str(tmp_path)  # no credentials.json there
+    command = [sys.executable, "-m", "loopwise_collector.cli", "dashboard"]
+    refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode == 1 and "no API key" in refused.stderr and "loopwise up" in refused.stderr
+
+    port = free_port()
+    proc = subprocess.Popen([*command, "--api-key", "lw_some_key_0123456789", "--port", str(port),
+                             "--endpoint", "http://127.0.0.1:9"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, "loopwise dashboard exited"
+            assert time.monotonic() < deadline, "the dashboard did not come up"
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)

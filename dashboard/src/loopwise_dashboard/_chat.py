@@ -95,3 +95,24 @@ def system_text(text: str) -> str:
     if isinstance(data, list):
         return "\n\n".join(_part_text(p) for p in data)
     return text
+
+
+def show_value(title: str, text: str, system: str = "") -> None:
+    """Render a span's input or output: GenAI messages as a chat (system text first), else pretty text or JSON."""
+    import streamlit as st  # only the pages draw; parsing stays importable without a script run
+
+    st.markdown(f"**{title}**")
+    if not text and not system:
+        st.caption("(empty)")
+        return
+    messages = parse_messages(text) or []
+    if messages or (system and not text):
+        if system:
+            with st.chat_message("system", avatar=":material/settings:"):
+                st.markdown(system)
+        for m in messages:
+            with st.chat_message(m.role):
+                st.markdown(m.text)
+        return
+    body, language = pretty(text)
+    st.code(body, language=language, wrap_lines=True)

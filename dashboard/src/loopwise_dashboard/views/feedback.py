@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from loopwise_dashboard import _charts, _state
-from loopwise_dashboard._chat import parse_messages, pretty, system_text
+from loopwise_dashboard._chat import parse_messages, show_value, system_text
 from loopwise_dashboard._format import fmt_int, fmt_ms, fmt_pct, fmt_time
 from loopwise_dashboard._models import EvaluatorRule, FeedbackGroup, ReviewItem, Score, Span, TraceDetail
 
@@ -75,24 +75,6 @@ else:
     )
 
 
-def _show(title: str, text: str, system: str = "") -> None:
-    st.markdown(f"**{title}**")
-    if not text and not system:
-        st.caption("(empty)")
-        return
-    messages = parse_messages(text) or []
-    if messages or (system and not text):
-        if system:
-            with st.chat_message("system", avatar=":material/settings:"):
-                st.markdown(system)
-        for m in messages:
-            with st.chat_message(m.role):
-                st.markdown(m.text)
-        return
-    body, language = pretty(text)
-    st.code(body, language=language, wrap_lines=True)
-
-
 def _focus(spans: list[Span]) -> Span:
     """The span worth reading: the first one with chat messages, else the root."""
     return next((s for s in spans if parse_messages(s.input) or parse_messages(s.output)), spans[0])
@@ -132,9 +114,9 @@ elif total:
         st.caption(f"Showing span **{span.name}** ({span.model or span.span_type or 'span'}).")
     left, right = st.columns(2)
     with left:
-        _show("Input", span.input, system_text(span.system_instructions))
+        show_value("Input", span.input, system_text(span.system_instructions))
     with right:
-        _show("Output", span.output)
+        show_value("Output", span.output)
     if scores:
         st.markdown("**Scores** · " + " · ".join(
             f"`{s.name}` {'—' if s.value is None else f'{s.value:.3f}'} ({s.source})" for s in scores[:12]

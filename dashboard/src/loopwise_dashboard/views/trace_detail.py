@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from loopwise_dashboard import _charts, _state
-from loopwise_dashboard._chat import parse_messages, pretty, system_text
+from loopwise_dashboard._chat import parse_messages, show_value, system_text
 from loopwise_dashboard._format import fmt_int, fmt_ms, fmt_time, fmt_usd
 from loopwise_dashboard._models import Score, Span, TraceDetail
 
@@ -102,29 +102,11 @@ info[3].metric("Tokens in / out", f"{fmt_int(span.input_tokens)} / {fmt_int(span
 info[4].metric("Cost", fmt_usd(span.cost_usd), help=f"cost source: {span.cost_source or 'none'}")
 
 
-def _show(title: str, text: str, system: str = "") -> None:
-    st.markdown(f"**{title}**")
-    if not text and not system:
-        st.caption("(empty)")
-        return
-    messages = parse_messages(text) or []
-    if messages or (system and not text):
-        if system:
-            with st.chat_message("system", avatar=":material/settings:"):
-                st.markdown(system)
-        for m in messages:
-            with st.chat_message(m.role):
-                st.markdown(m.text)
-        return
-    body, language = pretty(text)
-    st.code(body, language=language, wrap_lines=True)
-
-
 left, right = st.columns(2)
 with left:
-    _show("Input", span.input, system_text(span.system_instructions))
+    show_value("Input", span.input, system_text(span.system_instructions))
 with right:
-    _show("Output", span.output)
+    show_value("Output", span.output)
 
 with st.expander(f"Attributes ({len(span.attributes)})"):
     st.json(span.attributes, expanded=True)

@@ -30,6 +30,7 @@ import httpx
 import query
 
 sys.path.insert(0, str(common.REPO_ROOT))  # the browser harness lives with the tests
+from tests.support import processes
 from tests.support.browser import Browser, chromium_available
 
 TARGET_S = 2.0
@@ -114,7 +115,7 @@ def main() -> int:
                 env=env, stdout=log, stderr=log,
             )  # fmt: skip
             try:
-                _wait(f"http://127.0.0.1:{port}/_stcore/health")
+                processes.wait_http(f"http://127.0.0.1:{port}/_stcore/health", process=app)
                 with Browser(width=1440, height=1100) as browser:
                     for name, path, needles in PAGES:
                         url = f"http://127.0.0.1:{port}{path.format(trace_id=trace_id)}"
@@ -151,19 +152,6 @@ def _app_path() -> Path:
     from loopwise_dashboard import APP_PATH
 
     return APP_PATH
-
-
-def _wait(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{url} did not answer")
-        time.sleep(0.2)
 
 
 if __name__ == "__main__":

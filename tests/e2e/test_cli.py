@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support import processes
 from tests.support.clickhouse_http import free_port
 
 pytestmark = pytest.mark.e2e
@@ -55,15 +56,7 @@ def test_up_prints_a_working_url_and_key(tmp_path: Path) -> None:
         assert runner_pids(port), "loopwise up started no evaluation runner"
         # ... and the dashboard, on its own port.
         assert f"Dashboard  http://127.0.0.1:{dashboard_port}" in out
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{dashboard_port}/_stcore/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the dashboard did not come up"
-            time.sleep(0.2)
+        processes.wait_http(f"http://127.0.0.1:{dashboard_port}/_stcore/health", timeout=60)
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(30)
@@ -112,16 +105,7 @@ def test_dashboard_command_needs_a_key_and_serves_the_app(tmp_path: Path) -> Non
                              "--endpoint", "http://127.0.0.1:9"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, "loopwise dashboard exited"
-            assert time.monotonic() < deadline, "the dashboard did not come up"
-            time.sleep(0.2)
+        processes.wait_http(f"http://127.0.0.1:{port}/_stcore/health", timeout=60, process=proc)
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(30)

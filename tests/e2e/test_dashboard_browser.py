@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support import processes
 from tests.support.browser import Browser, chromium_available
 from tests.support.clickhouse_http import free_port
 
@@ -37,18 +38,6 @@ class Stack:
         return r.json()
 
 
-def _wait_http(url: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, f"{url} did not answer"
-        time.sleep(0.2)
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     reason = chromium_available()
@@ -63,8 +52,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     up = subprocess.Popen([sys.executable, "-m", "loopwise_collector.cli", "up"], env=env, stdout=log, stderr=log)
     try:
         collector = f"http://127.0.0.1:{port}"
-        _wait_http(f"{collector}/healthz")
-        _wait_http(f"http://127.0.0.1:{dashboard_port}/_stcore/health")
+        processes.wait_http(f"{collector}/healthz", timeout=120, process=up)
+        processes.wait_http(f"http://127.0.0.1:{dashboard_port}/_stcore/health", timeout=120, process=up)
         demo = subprocess.run(
             [sys.executable, "-m", "loopwise_collector.cli", "demo", "--traces", "60", "--seed", "11"],
             env=env, capture_output=True, text=True, timeout=300, check=False,

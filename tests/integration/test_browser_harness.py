@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.support import processes
@@ -38,13 +36,7 @@ def test_waits_for_rendered_text_and_takes_a_screenshot(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        processes.wait_http(f"http://127.0.0.1:{port}/_stcore/health", timeout=10, process=proc)
         with Browser() as browser:
             browser.open(f"http://127.0.0.1:{port}")
             seconds = browser.wait_for_text("Harness page", "late words: 42", timeout=30)

@@ -27,6 +27,10 @@ MODEL_SCHEME: Final = "tableau10"
 _HEIGHT = 220
 
 
+def _from_tooltip() -> alt.Tooltip:
+    return alt.Tooltip("bucket:T", title="From", format="%Y-%m-%d %H:%M")
+
+
 def _time_x(bucket_title: str) -> alt.X:
     return alt.X("bucket:T", title=bucket_title, axis=alt.Axis(format="%b %d %H:%M", labelAngle=0))
 
@@ -40,7 +44,7 @@ def volume_chart(df: pd.DataFrame, bucket_title: str) -> alt.Chart:
             x=_time_x(bucket_title),
             y=alt.Y("traces:Q", title="Traces (count)", axis=alt.Axis(format=",d")),
             tooltip=[
-                alt.Tooltip("bucket:T", title="From", format="%Y-%m-%d %H:%M"),
+                _from_tooltip(),
                 alt.Tooltip("traces:Q", format=","),
                 alt.Tooltip("spans:Q", format=","),
             ],
@@ -59,7 +63,7 @@ def error_rate_chart(df: pd.DataFrame, bucket_title: str) -> alt.Chart:
             x=_time_x(bucket_title),
             y=alt.Y("error_rate:Q", title="Spans with errors (%)", axis=alt.Axis(format=".1%")),
             tooltip=[
-                alt.Tooltip("bucket:T", title="From", format="%Y-%m-%d %H:%M"),
+                _from_tooltip(),
                 alt.Tooltip("error_rate:Q", title="Error rate", format=".2%"),
                 alt.Tooltip("errors:Q", title="Error spans", format=","),
             ],
@@ -84,7 +88,7 @@ def latency_chart(df: pd.DataFrame, bucket_title: str) -> alt.Chart:
                 scale=alt.Scale(domain=list(PERCENTILES), range=list(PERCENTILES.values())),
             ),
             tooltip=[
-                alt.Tooltip("bucket:T", title="From", format="%Y-%m-%d %H:%M"),
+                _from_tooltip(),
                 "percentile:N",
                 alt.Tooltip("ms:Q", title="Latency (ms)", format=",.3~f"),
             ],
@@ -109,7 +113,7 @@ def tokens_chart(df: pd.DataFrame, bucket_title: str) -> alt.Chart:
                 scale=alt.Scale(domain=["input", "output"], range=[INPUT_TOKENS, OUTPUT_TOKENS]),
             ),
             tooltip=[
-                alt.Tooltip("bucket:T", title="From", format="%Y-%m-%d %H:%M"),
+                _from_tooltip(),
                 "direction:N",
                 alt.Tooltip("tokens:Q", format=","),
             ],
@@ -128,7 +132,7 @@ def cost_chart(df: pd.DataFrame, bucket_title: str) -> alt.Chart:
             x=_time_x(bucket_title),
             y=alt.Y("cost:Q", title="Cost (USD)", axis=alt.Axis(format="$,.3~f")),
             tooltip=[
-                alt.Tooltip("bucket:T", title="From", format="%Y-%m-%d %H:%M"),
+                _from_tooltip(),
                 alt.Tooltip("cost:Q", title="Cost (USD)", format="$,.5f"),
             ],
         )
@@ -222,7 +226,7 @@ def score_trend_chart(df: pd.DataFrame, name: str, bucket_title: str) -> alt.Lay
         x=x,
         y="mean:Q",
         tooltip=[
-            alt.Tooltip("bucket:T", title="From", format="%Y-%m-%d %H:%M"),
+            _from_tooltip(),
             alt.Tooltip("mean:Q", title="Mean", format=",.4~f"),
             alt.Tooltip("p10:Q", title="p10", format=",.4~f"),
             alt.Tooltip("p90:Q", title="p90", format=",.4~f"),
